@@ -1,0 +1,20 @@
+"""openbao-platform: one `pulumi up` to a highly available OpenBao on Kubernetes.
+
+Thin on purpose: load and validate settings (fails before any resource exists), build the
+platform, export what clients need. The unseal key is never exported.
+"""
+
+from components.platform import OpenBaoPlatform, OpenBaoPlatformArgs
+from components.settings import load_settings
+
+import pulumi
+
+settings = load_settings()
+platform = OpenBaoPlatform(settings.name, OpenBaoPlatformArgs(settings=settings))
+
+pulumi.export("api_url", platform.api_url)
+pulumi.export("ca_cert_pem", platform.ca_cert_pem)
+pulumi.export("namespace", platform.namespace)
+pulumi.export("service_names", platform.service_names)
+if platform.admin_password is not None:
+    pulumi.export("admin_password", platform.admin_password)

@@ -1,0 +1,292 @@
+"""Pure builders for the OpenBao cluster's Kubernetes objects (plain dicts, camelCase).
+
+Kept apart from the ComponentResource so the objects can be unit-tested and validated
+against the Kubernetes schema without an engine. Secure where the Helm chart is not: TLS
+always on, Pod Security "restricted", read-only root filesystem, no IPC_LOCK (OpenBao 2.x
+has no mlock), probes that verify TLS with our CA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Optional
+
+from components.server_config import (
+    API_PORT,
+    CLUSTER_PORT,
+    PATHS,
+    start_environment,
+)
+from components.settings import Settings
+
+#: The image runs as this non-root uid/gid; >= 10000 keeps clear of host users.
+RUN_AS_ID = 10100
+#: Label OpenBao's Kubernetes service registration sets on every pod.
+ACTIVE_LABEL = "openbao-active"
+#: Annotation carrying the config hash, so a config change is visible on the pod template.
+CONFIG_HASH_ANNOTATION = "openbao-platform/config-hash"
+
+Obj = dict[str, Any]
+
+
+def server_service_account(settings: Settings) -> str:
+    """The ServiceAccount the server pods run as."""
+    return settings.name
+
+
+def config_map_name(settings: Settings) -> str:
+    return f"{settings.name}-config"
+
+
+def metadata(settings: Settings, name: str, **extra: Any) -> Obj:
+    """Namespaced metadata with the common labels."""
+    return {"name": name, "namespace": settings.namespace, "labels": dict(settings.common_labels), **extra}
+
+
+def config_hash(files: dict[str, str]) -> str:
+    """Stable hash over the config files (order-independent)."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def service_account(settings: Settings, name: str, automount: bool) -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(settings, name),
+            "automountServiceAccountToken": automount}
+
+
+def role(settings: Settings) -> Obj:
+    """Service registration updates its own pod's labels: pods get/update/patch, nothing else."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": metadata(settings, f"{settings.name}-discovery"),
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "update", "patch"]}]}
+
+
+def role_binding(settings: Settings) -> Obj:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": metadata(settings, f"{settings.name}-discovery"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{settings.name}-discovery"},
+            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(settings),
+                          "namespace": settings.namespace}]}
+
+
+def auth_delegator_binding(settings: Settings) -> Obj:
+    """The kubernetes auth method reviews client tokens via the TokenReview API."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{settings.namespace}-{settings.name}-auth-delegator",
+                         "labels": dict(settings.common_labels)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(settings),
+                          "namespace": settings.namespace}]}
+
+
+def config_map(settings: Settings, files: dict[str, str]) -> Obj:
+    """The config directory. Nothing in it is secret: keys and passwords are files elsewhere."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(settings, config_map_name(settings)),
+            "data": dict(files)}
+
+
+def _service(settings: Settings, name: str, selector: dict[str, str], ports: list[Obj], headless: bool = False,
+             publish_not_ready: bool = False) -> Obj:
+    spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": ports,
+                 "publishNotReadyAddresses": publish_not_ready}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(settings, name), "spec": spec}
+
+
+def _port(name: str, port: int) -> Obj:
+    return {"name": name, "port": port, "targetPort": port, "protocol": "TCP", "appProtocol": "https"}
+
+
+def services(settings: Settings) -> list[Obj]:
+    """Headless (peers, published before ready so joins resolve), API, active and standby."""
+    sel = dict(settings.selector_labels)
+    api = [_port("https", API_PORT)]
+    return [
+        _service(settings, settings.headless_service, sel, api + [_port("cluster", CLUSTER_PORT)],
+                 headless=True, publish_not_ready=True),
+        _service(settings, settings.api_service, sel, api),
+        _service(settings, settings.active_service, {**sel, ACTIVE_LABEL: "true"}, api),
+        _service(settings, settings.standby_service, {**sel, ACTIVE_LABEL: "false"}, api),
+    ]
+
+
+def _health_probe(query: list[str], period: int, failures: int, initial: int = 0) -> Obj:
+    """Exec probe: `bao read sys/health` over TLS verified with our CA (httpGet would skip it)."""
+    return {
+        "exec": {"command": ["bao", "read", "-format=json", f"-address=https://127.0.0.1:{API_PORT}",
+                             f"-ca-cert={PATHS.ca_cert}", "sys/health", *query]},
+        "initialDelaySeconds": initial, "periodSeconds": period, "timeoutSeconds": 5,
+        "failureThreshold": failures, "successThreshold": 1,
+    }
+
+
+#: Ready = initialised, unsealed, active or standby.
+READINESS_QUERY = ["standbyok=true"]
+#: Alive = answers over TLS at all; a sealed or not-yet-joined node must not be restarted.
+LIVENESS_QUERY = ["standbyok=true", "sealedcode=204", "uninitcode=204"]
+
+
+def probes() -> Obj:
+    return {
+        "startupProbe": _health_probe(LIVENESS_QUERY, period=5, failures=60),
+        "livenessProbe": _health_probe(LIVENESS_QUERY, period=10, failures=6),
+        "readinessProbe": _health_probe(READINESS_QUERY, period=5, failures=2),
+    }
+
+
+def container_security_context() -> Obj:
+    """Pod Security "restricted": no privilege, no capabilities (no IPC_LOCK), read-only root."""
+    return {"allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True, "runAsUser": RUN_AS_ID, "runAsGroup": RUN_AS_ID,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def pod_security_context() -> Obj:
+    return {"runAsNonRoot": True, "runAsUser": RUN_AS_ID, "runAsGroup": RUN_AS_ID, "fsGroup": RUN_AS_ID,
+            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def server_env(settings: Settings) -> list[Obj]:
+    """Downward-API identity first (later entries expand it with $(VAR)), then static env."""
+    dns_suffix = f"{settings.headless_service}.{settings.namespace}.svc"
+    fixed = start_environment(settings)
+    env: list[Obj] = [
+        {"name": "BAO_K8S_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "BAO_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "BAO_RAFT_NODE_ID", "value": "$(BAO_K8S_POD_NAME)"},
+        {"name": "BAO_API_ADDR", "value": f"https://$(BAO_K8S_POD_NAME).{dns_suffix}:{API_PORT}"},
+        {"name": "BAO_CLUSTER_ADDR", "value": f"https://$(BAO_K8S_POD_NAME).{dns_suffix}:{CLUSTER_PORT}"},
+        # For `kubectl exec ... bao status` and the probes: always verify with our CA.
+        {"name": "BAO_ADDR", "value": f"https://127.0.0.1:{API_PORT}"},
+        {"name": "BAO_CACERT", "value": PATHS.ca_cert},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    env += [{"name": k, "value": v} for k, v in fixed.items()]
+    return env
+
+
+def volume_mounts(settings: Settings) -> list[Obj]:
+    mounts = [
+        {"name": "config", "mountPath": PATHS.config_dir, "readOnly": True},
+        {"name": "tls", "mountPath": PATHS.tls_dir, "readOnly": True},
+        {"name": "unseal", "mountPath": PATHS.unseal_dir, "readOnly": True},
+        {"name": "data", "mountPath": PATHS.data_dir},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if settings.self_init.enabled and settings.self_init.userpass_admin:
+        mounts.append({"name": "init", "mountPath": PATHS.init_dir, "readOnly": True})
+    if settings.audit.file:
+        mounts.append({"name": "audit", "mountPath": PATHS.audit_dir})
+    return mounts
+
+
+def volumes(settings: Settings, tls_secret: str, unseal_secret: str, init_secret: Optional[str]) -> list[Obj]:
+    """Secrets are group-readable only (0440 with fsGroup): the server reads them, nobody else."""
+    vols: list[Obj] = [
+        {"name": "config", "configMap": {"name": config_map_name(settings), "defaultMode": 0o444}},
+        {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
+        {"name": "unseal", "secret": {"secretName": unseal_secret, "defaultMode": 0o440}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+    ]
+    if init_secret is not None and settings.self_init.enabled and settings.self_init.userpass_admin:
+        vols.append({"name": "init", "secret": {"secretName": init_secret, "defaultMode": 0o440}})
+    return vols
+
+
+def affinity(settings: Settings) -> Obj:
+    """One pod per host: required in production, preferred elsewhere (single-node dev clusters)."""
+    term = {"labelSelector": {"matchLabels": dict(settings.selector_labels)}, "topologyKey": settings.topology.host_key}
+    anti = ({"requiredDuringSchedulingIgnoredDuringExecution": [term]} if settings.production
+            else {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]})
+    result: Obj = {"podAntiAffinity": anti}
+    if settings.topology.zones:
+        result["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": settings.topology.zone_key, "operator": "In",
+                                   "values": list(settings.topology.zones)}]}]}}
+    return result
+
+
+def topology_spread(settings: Settings) -> list[Obj]:
+    return [{"maxSkew": settings.topology.max_skew, "topologyKey": settings.topology.zone_key,
+             "whenUnsatisfiable": "DoNotSchedule" if settings.production else "ScheduleAnyway",
+             "labelSelector": {"matchLabels": dict(settings.selector_labels)}}]
+
+
+def _pvc(settings: Settings, name: str, size: str) -> Obj:
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if settings.storage.class_name:
+        spec["storageClassName"] = settings.storage.class_name
+    return {"metadata": {"name": name, "labels": dict(settings.selector_labels)}, "spec": spec}
+
+
+def server_container(settings: Settings) -> Obj:
+    r = settings.resources
+    return {
+        "name": "openbao",
+        "image": settings.image.reference,
+        "imagePullPolicy": settings.image.pull_policy,
+        "command": ["/bin/sh", PATHS.start_script],
+        "ports": [{"name": "https", "containerPort": API_PORT, "protocol": "TCP"},
+                  {"name": "cluster", "containerPort": CLUSTER_PORT, "protocol": "TCP"}],
+        "env": server_env(settings),
+        "volumeMounts": volume_mounts(settings),
+        "securityContext": container_security_context(),
+        "resources": {"requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+                      "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit}},
+        **probes(),
+    }
+
+
+def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, unseal_secret: str,
+                 init_secret: Optional[str]) -> Obj:
+    """The HA StatefulSet: Parallel start (peers must answer the bootstrap gate), OnDelete updates."""
+    claims = [_pvc(settings, "data", settings.storage.data_size)]
+    if settings.audit.file:
+        claims.append(_pvc(settings, "audit", settings.storage.audit_size))
+    labels = dict(settings.common_labels)
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": metadata(settings, settings.name),
+        "spec": {
+            "serviceName": settings.headless_service,
+            "replicas": settings.replicas,
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": dict(settings.selector_labels)},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(files)}},
+                "spec": {
+                    "serviceAccountName": server_service_account(settings),
+                    "automountServiceAccountToken": True,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": pod_security_context(),
+                    "affinity": affinity(settings),
+                    "topologySpreadConstraints": topology_spread(settings),
+                    "containers": [server_container(settings)],
+                    "volumes": volumes(settings, tls_secret, unseal_secret, init_secret),
+                },
+            },
+            "volumeClaimTemplates": claims,
+        },
+    }
+
+
+def max_unavailable(replicas: int) -> int:
+    """Voluntary disruptions may take at most this many pods and keep a Raft majority."""
+    return (replicas - 1) // 2
+
+
+def pod_disruption_budget(settings: Settings) -> Optional[Obj]:
+    """None for a single replica: a PDB there could only block every node drain."""
+    if settings.replicas < 3:
+        return None
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": metadata(settings, settings.name),
+            "spec": {"maxUnavailable": max_unavailable(settings.replicas),
+                     "selector": {"matchLabels": dict(settings.selector_labels)}}}
+

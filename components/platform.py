@@ -1,0 +1,81 @@
+"""OpenBaoPlatform: composes PKI, unseal key, bootstrap credentials and the cluster.
+
+Components never reach into each other's children: each one's outputs are passed to the
+next as args. The namespace is created here so every namespaced object can depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster import OpenBaoCluster, OpenBaoClusterArgs
+from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
+from components.pki import ClusterPki, ClusterPkiArgs
+from components.server_config import API_PORT
+from components.settings import Settings
+from components.unseal import UnsealKey, UnsealKeyArgs
+
+#: Pod Security Admission labels: the namespace enforces "restricted".
+POD_SECURITY_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
+@dataclass(frozen=True)
+class OpenBaoPlatformArgs:
+    """Inputs of OpenBaoPlatform."""
+
+    settings: Settings
+
+
+class OpenBaoPlatform(pulumi.ComponentResource):
+    """Everything one stack deploys."""
+
+    api_url: pulumi.Output[str]
+    """Where clients reach the API (public host when published, else the active Service)."""
+    ca_cert_pem: pulumi.Output[str]
+    """The private CA clients trust (BAO_CACERT)."""
+    namespace: str
+    service_names: dict[str, str]
+    admin_password: Optional[pulumi.Output[str]]
+    """Break-glass userpass admin password, secret; None when userpass admin is off."""
+
+    def __init__(self, name: str, args: OpenBaoPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("openbao:platform:OpenBaoPlatform", name, None, opts)
+        s = args.settings
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": s.namespace, "labels": {**s.common_labels, **POD_SECURITY_LABELS}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        pki = ClusterPki(f"{name}-pki", ClusterPkiArgs(settings=s), opts=in_ns)
+        unseal = UnsealKey(f"{name}-unseal", UnsealKeyArgs(settings=s), opts=in_ns)
+        creds: Optional[BootstrapCredentials] = None
+        if s.self_init.enabled and s.self_init.userpass_admin:
+            creds = BootstrapCredentials(f"{name}-credentials", BootstrapCredentialsArgs(settings=s), opts=in_ns)
+        cluster = OpenBaoCluster(
+            f"{name}-cluster",
+            OpenBaoClusterArgs(settings=s, tls_secret_name=pki.tls_secret_name,
+                               unseal_secret_name=unseal.secret_name,
+                               init_secret_name=creds.secret_name if creds else None),
+            opts=in_ns,
+        )
+
+        public = s.ingress.mode != "none" and s.ingress.host
+        self.api_url = pulumi.Output.from_input(
+            f"https://{s.ingress.host}" if public else f"https://{s.active_dns_name}:{API_PORT}")
+        self.ca_cert_pem = pki.ca_cert_pem
+        self.namespace = s.namespace
+        self.service_names = cluster.service_names
+        self.admin_password = creds.admin_password if creds else None
+        self.register_outputs({"api_url": self.api_url, "ca_cert_pem": self.ca_cert_pem,
+                               "namespace": self.namespace, "service_names": self.service_names,
+                               "admin_password": self.admin_password})

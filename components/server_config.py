@@ -1,0 +1,344 @@
+"""Pure functions: settings -> the OpenBao server config (JSON) and the pod start script.
+
+OpenBao reads JSON config natively, so nothing here builds HCL strings. One gotcha of the
+HCL-JSON reader shapes every named block below: a block whose body has exactly one key is
+flattened and misread, so named blocks (audit devices, init requests) always carry two or
+more keys (proven against bao 2.7.2 in the e2e suite).
+
+The config is the same for every pod; what differs per pod (node id, api/cluster address)
+comes from environment variables the StatefulSet sets from the downward API.
+
+Self-initialisation lives in a separate file (``initialize.json``) that only the start
+script may add, and only on the designated node when its storage is empty and every peer
+answers "not initialised" over verified TLS. That gate is what keeps a fresh or wiped node
+from bootstrapping a second cluster (openbao/openbao#2274).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from components.settings import Settings
+
+API_PORT = 8200
+CLUSTER_PORT = 8201
+KUBERNETES_HOST = "https://kubernetes.default.svc"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class ConfigPaths:
+    """Where each file lives inside the pod. The cluster mounts volumes at these paths."""
+
+    config_dir: str = "/openbao/config"
+    tls_dir: str = "/openbao/tls"
+    unseal_dir: str = "/openbao/unseal"
+    init_dir: str = "/openbao/init"
+    data_dir: str = "/openbao/data"
+    audit_dir: str = "/openbao/audit"
+
+    @property
+    def tls_cert(self) -> str:
+        return f"{self.tls_dir}/tls.crt"
+
+    @property
+    def tls_key(self) -> str:
+        return f"{self.tls_dir}/tls.key"
+
+    @property
+    def ca_cert(self) -> str:
+        return f"{self.tls_dir}/ca.crt"
+
+    @property
+    def server_config(self) -> str:
+        return f"{self.config_dir}/{SERVER_CONFIG_FILE}"
+
+    @property
+    def initialize_config(self) -> str:
+        return f"{self.config_dir}/{INITIALIZE_CONFIG_FILE}"
+
+    @property
+    def start_script(self) -> str:
+        return f"{self.config_dir}/{START_SCRIPT_FILE}"
+
+    def unseal_key(self, key_id: str) -> str:
+        return f"{self.unseal_dir}/{key_id}"
+
+
+PATHS = ConfigPaths()
+SERVER_CONFIG_FILE = "server.json"
+INITIALIZE_CONFIG_FILE = "initialize.json"
+START_SCRIPT_FILE = "start.sh"
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+def backup_service_account(settings: Settings) -> str:
+    """The ServiceAccount the backup CronJob runs as (bound to the `backup` auth role)."""
+    return f"{settings.name}-backup"
+
+
+def listener(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+    """TLS-only TCP listener. Both cert and key are always set: an empty cert means ACME."""
+    tcp: dict[str, Any] = {
+        "address": f"0.0.0.0:{API_PORT}",
+        "cluster_address": f"0.0.0.0:{CLUSTER_PORT}",
+        "tls_disable": False,
+        "tls_cert_file": paths.tls_cert,
+        "tls_key_file": paths.tls_key,
+        "tls_client_ca_file": paths.ca_cert,
+        "tls_min_version": settings.tls_min_version,
+    }
+    if settings.monitoring.enabled:
+        # Scrapes are restricted by NetworkPolicy to the Prometheus pods instead of a token:
+        # a long-lived scrape token would be a standing credential to rotate and leak.
+        tcp["telemetry"] = {"unauthenticated_metrics_access": True}
+    return {"tcp": tcp}
+
+
+def retry_join(settings: Settings, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
+    """One join target per pod, verified against our CA and the pod's DNS name."""
+    return [
+        {
+            "leader_api_addr": f"https://{settings.pod_dns_name(i)}:{API_PORT}",
+            "leader_ca_cert_file": paths.ca_cert,
+            "leader_tls_servername": settings.pod_dns_name(i),
+        }
+        for i in range(settings.replicas)
+    ]
+
+
+def static_seal(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+    """Static seal reading the key from a mounted file; never inline key material."""
+    seal: dict[str, Any] = {
+        "current_key_id": settings.unseal.key_id,
+        "current_key": f"file://{paths.unseal_key(settings.unseal.key_id)}",
+    }
+    previous = settings.unseal.previous_key_id
+    if previous:
+        seal["previous_key_id"] = previous
+        seal["previous_key"] = f"file://{paths.unseal_key(previous)}"
+    return {"static": seal}
+
+
+def audit_devices(settings: Settings, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
+    """Declarative audit devices (API creation is refused by default in OpenBao)."""
+    devices: list[dict[str, Any]] = []
+    if settings.audit.file:
+        devices.append({"file": {"file": {
+            "description": "audit log on its own volume",
+            "options": {"file_path": f"{paths.audit_dir}/audit.log", "mode": "0600"},
+        }}})
+    if settings.audit.stdout:
+        devices.append({"file": {"stdout": {
+            "description": "audit log to the container log",
+            "options": {"file_path": "stdout"},
+        }}})
+    return devices
+
+
+def server_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+    """The config every pod reads. api_addr, cluster_addr and node_id come from env."""
+    return {
+        "ui": True,
+        "log_level": "info",
+        "cluster_name": f"{settings.name}-{settings.stack}",
+        "listener": [listener(settings, paths)],
+        "storage": {"raft": {
+            "path": paths.data_dir,
+            "performance_multiplier": 1,
+            "retry_join": retry_join(settings, paths),
+        }},
+        "seal": static_seal(settings, paths),
+        "service_registration": {"kubernetes": {"namespace": settings.namespace}},
+        "telemetry": {"prometheus_retention_time": "30s", "disable_hostname": True},
+        "audit": audit_devices(settings, paths),
+    }
+
+
+def _policy(rules: dict[str, list[str]]) -> str:
+    """An ACL policy document; JSON is valid policy syntax, which avoids HCL quoting."""
+    return json.dumps({"path": {p: {"capabilities": caps} for p, caps in rules.items()}}, sort_keys=True)
+
+
+ADMIN_POLICY = _policy({"*": ["create", "read", "update", "patch", "delete", "list", "sudo"]})
+BACKUP_POLICY = _policy({"sys/storage/raft/snapshot": ["read"]})
+
+
+def _request(name: str, operation: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {name: {"operation": operation, "path": path, "data": data}}
+
+
+def _from_file(path: str) -> dict[str, str]:
+    """Self-init evaluates this to the file's content, so secrets stay out of the config."""
+    return {"eval_type": "string", "eval_source": "file", "path": path}
+
+
+def initialize_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+    """The self-init stanza: what the one bootstrapping node configures. No root token."""
+    si = settings.self_init
+    blocks: list[dict[str, Any]] = [
+        {"autopilot": {"request": [_request(
+            "autopilot-config", "update", "sys/storage/raft/autopilot/configuration",
+            {"server_stabilization_time": si.autopilot_stabilization, "cleanup_dead_servers": False})]}},
+        {"secrets": {"request": [_request(
+            "enable-kv", "update", f"sys/mounts/{si.kv_mount}", {"type": "kv", "options": {"version": "2"}})]}},
+        {"policies": {"request": [
+            _request("policy-admin", "update", "sys/policies/acl/admin", {"policy": ADMIN_POLICY}),
+            _request("policy-backup", "update", "sys/policies/acl/backup", {"policy": BACKUP_POLICY}),
+        ]}},
+    ]
+    k8s_requests = [
+        _request("enable-kubernetes", "update", "sys/auth/kubernetes", {"type": "kubernetes"}),
+        _request("kubernetes-config", "update", "auth/kubernetes/config", {
+            "kubernetes_host": KUBERNETES_HOST,
+            "kubernetes_ca_cert": _from_file(f"{SA_DIR}/ca.crt"),
+        }),
+        _request("kubernetes-role-admin", "update", "auth/kubernetes/role/admin", {
+            "bound_service_account_names": [si.admin_service_account],
+            "bound_service_account_namespaces": [settings.namespace],
+            "token_policies": ["admin"],
+            "token_ttl": "1h",
+            "token_max_ttl": "4h",
+        }),
+    ]
+    if settings.backup.enabled:
+        k8s_requests.append(_request("kubernetes-role-backup", "update", "auth/kubernetes/role/backup", {
+            "bound_service_account_names": [backup_service_account(settings)],
+            "bound_service_account_namespaces": [settings.namespace],
+            "token_policies": ["backup"],
+            "token_ttl": "10m",
+            "token_max_ttl": "15m",
+        }))
+    blocks.append({"kubernetes": {"request": k8s_requests}})
+    if si.userpass_admin:
+        blocks.append({"userpass": {"request": [
+            _request("enable-userpass", "update", "sys/auth/userpass", {"type": "userpass"}),
+            _request("admin-user", "update", f"auth/userpass/users/{si.admin_username}", {
+                "password": _from_file(f"{paths.init_dir}/{ADMIN_PASSWORD_FILE}"),
+                "token_policies": ["admin"],
+                "token_ttl": "1h",
+            }),
+        ]}})
+    return {"initialize": blocks}
+
+
+def to_json(config: dict[str, Any]) -> str:
+    """Stable, reviewable JSON (sorted keys) with a trailing newline."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def self_init_peers(settings: Settings) -> str:
+    """``servername,url`` pairs the start script asks before bootstrapping (all but pod 0)."""
+    return " ".join(
+        f"{settings.pod_dns_name(i)},https://{settings.pod_dns_name(i)}:{API_PORT}"
+        for i in range(1, settings.replicas)
+    )
+
+
+def pod_environment(settings: Settings, ordinal: int) -> dict[str, str]:
+    """The per-pod environment, resolved (the StatefulSet derives it from the downward API)."""
+    pod = f"{settings.name}-{ordinal}"
+    dns = settings.pod_dns_name(ordinal)
+    return {
+        "BAO_K8S_POD_NAME": pod,
+        "BAO_K8S_NAMESPACE": settings.namespace,
+        "BAO_RAFT_NODE_ID": pod,
+        "BAO_API_ADDR": f"https://{dns}:{API_PORT}",
+        "BAO_CLUSTER_ADDR": f"https://{dns}:{CLUSTER_PORT}",
+        **start_environment(settings),
+    }
+
+
+def start_environment(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, str]:
+    """The start script's inputs that are the same for every pod."""
+    return {
+        "BAO_CONFIG_DIR": paths.config_dir,
+        "BAO_DATA_DIR": paths.data_dir,
+        "BAO_SELF_INIT_CACERT": paths.ca_cert,
+        "BAO_SELF_INIT_NODE": f"{settings.name}-0" if settings.self_init.enabled else "",
+        "BAO_SELF_INIT_PEERS": self_init_peers(settings),
+        "BAO_SELF_INIT_PEER_WAIT": str(settings.self_init.peer_wait_seconds),
+    }
+
+
+START_SCRIPT = r"""#!/bin/sh
+# openbao-platform start script: decide whether this node may self-initialise, then exec
+# `bao server`. Only the designated node, only on empty storage, and only when EVERY peer
+# answers "not initialised" over verified TLS may it add the initialize stanza. A peer that
+# is initialised means a cluster exists: join it. A peer that cannot be reached means we
+# cannot know: wait and ask again. This keeps a wiped node from forking the cluster
+# (openbao/openbao#2274).
+set -eu
+
+CONFIG_DIR="${BAO_CONFIG_DIR:-/openbao/config}"
+DATA_DIR="${BAO_DATA_DIR:-/openbao/data}"
+CACERT="${BAO_SELF_INIT_CACERT:-/openbao/tls/ca.crt}"
+BOOTSTRAP_NODE="${BAO_SELF_INIT_NODE:-}"
+PEERS="${BAO_SELF_INIT_PEERS:-}"
+PEER_WAIT="${BAO_SELF_INIT_PEER_WAIT:-5}"
+BAO="${BAO_BINARY:-bao}"
+
+log() { echo "openbao-start: $*" >&2; }
+
+# Prints initialised | uninitialised | unreachable for one "servername,url" peer.
+peer_state() {
+  name=${1%%,*}
+  url=${1#*,}
+  if answer=$(BAO_ADDR="$url" BAO_CACERT="$CACERT" BAO_TLS_SERVER_NAME="$name" \
+      BAO_CLIENT_TIMEOUT=3s "$BAO" read -field=initialized sys/init 2>/dev/null); then
+    case "$answer" in
+      true) echo initialised; return ;;
+      false) echo uninitialised; return ;;
+    esac
+  fi
+  echo unreachable
+}
+
+# Succeeds when this node must bootstrap the cluster.
+should_bootstrap() {
+  if [ -z "$BOOTSTRAP_NODE" ] || [ "${BAO_K8S_POD_NAME:-}" != "$BOOTSTRAP_NODE" ]; then
+    return 1
+  fi
+  if [ -e "$DATA_DIR/vault.db" ] || [ -e "$DATA_DIR/raft/raft.db" ]; then
+    log "storage exists in $DATA_DIR: starting without self-init"
+    return 1
+  fi
+  while :; do
+    waiting=""
+    for peer in $PEERS; do
+      case "$(peer_state "$peer")" in
+        initialised)
+          log "peer ${peer%%,*} is initialised: joining the existing cluster, not bootstrapping"
+          return 1 ;;
+        unreachable) waiting="$waiting ${peer%%,*}" ;;
+      esac
+    done
+    if [ -z "$waiting" ]; then
+      log "storage empty and no peer initialised: this node self-initialises the cluster"
+      return 0
+    fi
+    log "cannot bootstrap yet, no answer from:$waiting (retrying in ${PEER_WAIT}s)"
+    sleep "$PEER_WAIT"
+  done
+}
+
+if should_bootstrap; then
+  exec "$BAO" server -config="$CONFIG_DIR/server.json" -config="$CONFIG_DIR/initialize.json"
+fi
+exec "$BAO" server -config="$CONFIG_DIR/server.json"
+"""
+
+
+def start_script() -> str:
+    """The POSIX sh entrypoint (see START_SCRIPT)."""
+    return START_SCRIPT
+
+
+def config_files(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, str]:
+    """Every file of the config directory, as the ConfigMap holds them. None is secret."""
+    files = {SERVER_CONFIG_FILE: to_json(server_config(settings, paths)), START_SCRIPT_FILE: start_script()}
+    if settings.self_init.enabled:
+        files[INITIALIZE_CONFIG_FILE] = to_json(initialize_config(settings, paths))
+    return files

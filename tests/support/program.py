@@ -1,0 +1,147 @@
+"""Run the real Pulumi program under ``set_mocks`` and capture what it registers.
+
+Shared by the unit tests and ``tools.render`` so that what reviewers read is exactly what
+the tests check. Stack config comes from ``Pulumi.<stack>.yaml`` (plus overrides), the
+same file ``pulumi up`` reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import runpy
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+
+from components.settings import PROJECT
+from tests.support.fakes import FAKES, unwrap
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Registration:
+    """One RegisterResource call as the engine would see it."""
+
+    type: str
+    name: str
+    props: dict[str, Any]
+    custom: bool
+
+    @property
+    def plain_props(self) -> dict[str, Any]:
+        """Props with secret wrappers removed (for assertions; never print these)."""
+        return unwrap(self.props)
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that record every registration and answer tls/random with real crypto."""
+
+    def __init__(self) -> None:
+        self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
+        with self._lock:
+            self.registrations.append(Registration(args.typ, args.name, copy.deepcopy(args.inputs),
+                                                   bool(args.custom)))
+        fake = FAKES.get(args.typ)
+        outputs = fake(unwrap(args.inputs)) if fake else dict(args.inputs)
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
+        raise NotImplementedError(f"the program must not call provider functions ({args.token})")
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The raw ``openbao-platform:*`` values of ``Pulumi.<stack>.yaml``, keyed without prefix."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks: "
+                                f"{', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}")
+    doc = yaml.safe_load(path.read_text()) or {}
+    prefix = f"{PROJECT}:"
+    return {k[len(prefix):]: v for k, v in (doc.get("config") or {}).items() if k.startswith(prefix)}
+
+
+def apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict (like ``pulumi config set --path``)."""
+    node = raw
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def engine_config(raw: dict[str, Any]) -> dict[str, str]:
+    """The flat map the engine hands the program: objects as JSON strings."""
+    return {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+@dataclass
+class ProgramRun:
+    """Everything one program run registered and exported."""
+
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_token]
+
+    def kubernetes_objects(self) -> list[Registration]:
+        return [r for r in self.registrations if r.custom and r.type.startswith("kubernetes:")]
+
+    def object(self, kind: str, name: str) -> dict[str, Any]:
+        """The plain Kubernetes object of that kind and metadata.name."""
+        for r in self.kubernetes_objects():
+            props = r.plain_props
+            if props.get("kind") == kind and (props.get("metadata") or {}).get("name") == name:
+                return props
+        raise KeyError(f"no {kind} named {name}")
+
+
+def run_program(stack: str, raw: Optional[dict[str, Any]] = None, root: Path = ROOT) -> ProgramRun:
+    """Run ``__main__.py`` for ``stack`` under mocks; wait for every output to resolve."""
+    raw = stack_config(stack, root) if raw is None else raw
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(engine_config(raw))
+    outputs: dict[str, Any] = {}
+
+    def program() -> pulumi.Output[Any]:
+        namespace = runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        exported = {k: v for k, v in namespace.items() if isinstance(v, pulumi.Output)}
+        return pulumi.Output.all(*exported.values())
+
+    @pulumi_mocks.test
+    def run() -> pulumi.Output[Any]:
+        return program()
+
+    original_export = pulumi.export
+
+    def capture_export(name: str, value: Any) -> None:
+        outputs[name] = value
+        original_export(name, value)
+
+    pulumi.export = capture_export  # type: ignore[assignment]
+    try:
+        run()
+    finally:
+        pulumi.export = original_export  # type: ignore[assignment]
+    return ProgramRun(stack=stack, registrations=mocks.registrations, outputs=outputs)
+
+
+def resolve(value: Any) -> Any:
+    """The plain value of an Output (or a plain value) after a run, secrets unwrapped."""
+    if isinstance(value, pulumi.Output):
+        from pulumi.runtime.sync_await import _sync_await
+
+        return _sync_await(value.future())
+    return value
