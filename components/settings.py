@@ -36,6 +36,9 @@ _TLS_VERSIONS = ("tls12", "tls13")
 _INGRESS_MODES = ("nginx", "gateway", "none")
 
 
+_KIND_NAMES = {int: "a whole number", bool: "true or false", str: "a string"}
+
+
 class SettingsError(ValueError):
     """All problems found in the stack config, one per line, each with its fix."""
 
@@ -315,10 +318,10 @@ class _Reader:
         if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         if kind is int and isinstance(value, bool):
-            self.fail(path, value, "must be a whole number", fix)
+            self.fail(path, value, f"must be {_KIND_NAMES[int]}", fix)
             return default
         if not isinstance(value, kind):
-            self.fail(path, value, f"must be a {kind.__name__}", fix)
+            self.fail(path, value, f"must be {_KIND_NAMES[kind]}", fix)
             return default
         return value
 
@@ -548,7 +551,7 @@ def _parse_ingress(r: _Reader) -> IngressSettings:
     gw_ns = r.get("ingress.gatewayNamespace", str, d.gateway_namespace, "use the Gateway's namespace")
     if mode not in _INGRESS_MODES:
         r.fail("ingress.mode", mode, "is not supported", f"use one of {', '.join(_INGRESS_MODES)}")
-    if mode != "none":
+    if mode in ("nginx", "gateway"):
         if not host:
             r.fail("ingress.host", host, f"is required when ingress.mode is {mode}",
                    "set the public DNS name (`pulumi config set --path ingress.host bao.example.com`) or set ingress.mode to none")

@@ -1,0 +1,63 @@
+"""UnsealKey: exactly 32 raw bytes, secret, mounted read-only, previous key kept on rotation."""
+
+from __future__ import annotations
+
+import base64
+
+from components.server_config import server_config
+from components.settings import parse_settings
+from tests.support.program import ProgramRun, run_program, stack_config
+
+
+def _unseal_secret(run: ProgramRun):
+    (reg,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.props["metadata"]["name"] == "openbao-unseal"]
+    return reg
+
+
+def test_key_is_32_raw_bytes_without_newline(prod_run: ProgramRun) -> None:
+    data = _unseal_secret(prod_run).plain_props["data"]
+    assert set(data) == {"unseal-v1"}
+    raw = base64.b64decode(data["unseal-v1"])
+    assert len(raw) == 32
+
+
+def test_key_is_secret_in_state(prod_run: ProgramRun) -> None:
+    from pulumi.runtime import rpc
+
+    props = _unseal_secret(prod_run).props
+    assert props["data"].get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def test_key_comes_from_pulumi_random(prod_run: ProgramRun) -> None:
+    (rb,) = prod_run.of_type("random:index/randomBytes:RandomBytes")
+    assert rb.name == "openbao-unseal-v1" and rb.plain_props["length"] == 32
+
+
+def test_rotation_keeps_previous_key_with_stable_names() -> None:
+    raw = {**stack_config("dev"), "unseal": {"keyVersion": 2, "previousKeyVersion": 1}}
+    run = run_program("dev", raw)
+    names = sorted(r.name for r in run.of_type("random:index/randomBytes:RandomBytes"))
+    # v1 keeps its resource name, so `pulumi up` keeps the same bytes and only adds v2.
+    assert names == ["openbao-unseal-v1", "openbao-unseal-v2"]
+    data = run.object("Secret", "openbao-unseal")["data"]
+    assert set(data) == {"unseal-v1", "unseal-v2"} and data["unseal-v1"] != data["unseal-v2"]
+    seal = server_config(parse_settings(raw, "dev"))["seal"]["static"]
+    assert seal == {"current_key_id": "unseal-v2", "current_key": "file:///openbao/unseal/unseal-v2",
+                    "previous_key_id": "unseal-v1", "previous_key": "file:///openbao/unseal/unseal-v1"}
+
+
+def test_key_mounted_read_only(prod_run: ProgramRun) -> None:
+    pod = prod_run.object("StatefulSet", "openbao")["spec"]["template"]["spec"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "unseal"]
+    assert vol["secret"]["secretName"] == "openbao-unseal"
+    assert int(vol["secret"]["defaultMode"]) == 0o440
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "unseal"]
+    assert mount["readOnly"] is True and mount["mountPath"] == "/openbao/unseal"
+
+
+def test_unseal_key_never_exported(prod_run: ProgramRun) -> None:
+    key = _unseal_secret(prod_run).plain_props["data"]["unseal-v1"]
+    from tests.support.program import resolve
+
+    for name, value in prod_run.outputs.items():
+        assert key not in str(resolve(value)), name
