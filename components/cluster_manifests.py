@@ -15,6 +15,7 @@ from components.server_config import (
     API_PORT,
     CLUSTER_PORT,
     PATHS,
+    RELOAD_SCRIPT_FILE,
     start_environment,
 )
 from components.settings import Settings
@@ -23,6 +24,10 @@ from components.settings import Settings
 RUN_AS_ID = 10100
 #: Label OpenBao's Kubernetes service registration sets on every pod.
 ACTIVE_LABEL = "openbao-active"
+#: app.kubernetes.io/component of each Service (the ServiceMonitor selects the peers one).
+PEERS_COMPONENT = "peers"
+#: How often the reload sidecar looks at the mounted certificate.
+RELOAD_INTERVAL_SECONDS = 10
 #: Annotation carrying the config hash, so a config change is visible on the pod template.
 CONFIG_HASH_ANNOTATION = "openbao-platform/config-hash"
 
@@ -87,13 +92,15 @@ def config_map(settings: Settings, files: dict[str, str]) -> Obj:
             "data": dict(files)}
 
 
-def _service(settings: Settings, name: str, selector: dict[str, str], ports: list[Obj], headless: bool = False,
-             publish_not_ready: bool = False) -> Obj:
+def _service(settings: Settings, name: str, component: str, selector: dict[str, str], ports: list[Obj],
+             headless: bool = False, publish_not_ready: bool = False) -> Obj:
     spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": ports,
                  "publishNotReadyAddresses": publish_not_ready}
     if headless:
         spec["clusterIP"] = "None"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(settings, name), "spec": spec}
+    meta = metadata(settings, name)
+    meta["labels"]["app.kubernetes.io/component"] = component
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
 
 def _port(name: str, port: int) -> Obj:
@@ -105,11 +112,11 @@ def services(settings: Settings) -> list[Obj]:
     sel = dict(settings.selector_labels)
     api = [_port("https", API_PORT)]
     return [
-        _service(settings, settings.headless_service, sel, api + [_port("cluster", CLUSTER_PORT)],
-                 headless=True, publish_not_ready=True),
-        _service(settings, settings.api_service, sel, api),
-        _service(settings, settings.active_service, {**sel, ACTIVE_LABEL: "true"}, api),
-        _service(settings, settings.standby_service, {**sel, ACTIVE_LABEL: "false"}, api),
+        _service(settings, settings.headless_service, PEERS_COMPONENT, sel,
+                 api + [_port("cluster", CLUSTER_PORT)], headless=True, publish_not_ready=True),
+        _service(settings, settings.api_service, "api", sel, api),
+        _service(settings, settings.active_service, "active", {**sel, ACTIVE_LABEL: "true"}, api),
+        _service(settings, settings.standby_service, "standby", {**sel, ACTIVE_LABEL: "false"}, api),
     ]
 
 
@@ -240,6 +247,23 @@ def server_container(settings: Settings) -> Obj:
     }
 
 
+def reload_container(settings: Settings) -> Obj:
+    """Sidecar that SIGHUPs the server when the kubelet swaps in a renewed certificate."""
+    return {
+        "name": "tls-reload",
+        "image": settings.image.reference,
+        "imagePullPolicy": settings.image.pull_policy,
+        "command": ["/bin/sh", f"{PATHS.config_dir}/{RELOAD_SCRIPT_FILE}"],
+        "env": [{"name": "BAO_TLS_CERT", "value": PATHS.tls_cert},
+                {"name": "BAO_SERVER_MATCH", "value": f"server -config={PATHS.server_config}"},
+                {"name": "RELOAD_INTERVAL_SECONDS", "value": str(RELOAD_INTERVAL_SECONDS)}],
+        "volumeMounts": [{"name": "config", "mountPath": PATHS.config_dir, "readOnly": True},
+                         {"name": "tls", "mountPath": PATHS.tls_dir, "readOnly": True}],
+        "securityContext": container_security_context(),
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+    }
+
+
 def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, unseal_secret: str,
                  init_secret: Optional[str]) -> Obj:
     """The HA StatefulSet: Parallel start (peers must answer the bootstrap gate), OnDelete updates."""
@@ -267,7 +291,9 @@ def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, uns
                     "securityContext": pod_security_context(),
                     "affinity": affinity(settings),
                     "topologySpreadConstraints": topology_spread(settings),
-                    "containers": [server_container(settings)],
+                    # The reload sidecar signals the server: same uid, shared process namespace.
+                    "shareProcessNamespace": True,
+                    "containers": [server_container(settings), reload_container(settings)],
                     "volumes": volumes(settings, tls_secret, unseal_secret, init_secret),
                 },
             },

@@ -70,6 +70,8 @@ class ClusterPki(pulumi.ComponentResource):
     """The CA certificate (public): clients set BAO_CACERT to it."""
     server_cert_pem: pulumi.Output[str]
     """The server certificate the pods serve."""
+    server_cert_not_after: pulumi.Output[str]
+    """RFC 3339 end of the server certificate's validity (for the renewal alert)."""
     tls_secret_name: pulumi.Output[str]
     """kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt, mounted by the pods."""
     ca_secret_name: pulumi.Output[str]
@@ -131,11 +133,13 @@ class ClusterPki(pulumi.ComponentResource):
 
         self.ca_cert_pem = ca_cert.cert_pem
         self.server_cert_pem = server_cert.cert_pem
+        self.server_cert_not_after = server_cert.validity_end_time
         self.tls_secret_name = tls_secret.metadata.name
         self.ca_secret_name = ca_secret.metadata.name
         self.register_outputs({
             "ca_cert_pem": self.ca_cert_pem,
             "server_cert_pem": self.server_cert_pem,
+            "server_cert_not_after": self.server_cert_not_after,
             "tls_secret_name": self.tls_secret_name,
             "ca_secret_name": self.ca_secret_name,
         })

@@ -1,4 +1,4 @@
-"""OpenBaoPlatform: composes PKI, unseal key, bootstrap credentials and the cluster.
+"""OpenBaoPlatform: composes PKI, unseal key, credentials, cluster, backup and monitoring.
 
 Components never reach into each other's children: each one's outputs are passed to the
 next as args. The namespace is created here so every namespaced object can depend on it.
@@ -12,8 +12,10 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.backup import OpenBaoBackup, OpenBaoBackupArgs
 from components.cluster import OpenBaoCluster, OpenBaoClusterArgs
 from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
+from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs
 from components.pki import ClusterPki, ClusterPkiArgs
 from components.server_config import API_PORT
 from components.settings import Settings
@@ -68,6 +70,14 @@ class OpenBaoPlatform(pulumi.ComponentResource):
                                init_secret_name=creds.secret_name if creds else None),
             opts=in_ns,
         )
+        if s.backup.enabled:
+            OpenBaoBackup(f"{name}-backup", OpenBaoBackupArgs(settings=s, ca_secret_name=pki.ca_secret_name),
+                          opts=in_ns)
+        if s.monitoring.enabled:
+            OpenBaoMonitoring(f"{name}-monitoring",
+                              OpenBaoMonitoringArgs(settings=s, ca_secret_name=pki.ca_secret_name,
+                                                    server_cert_not_after=pki.server_cert_not_after),
+                              opts=in_ns)
 
         public = s.ingress.mode != "none" and s.ingress.host
         self.api_url = pulumi.Output.from_input(

@@ -16,8 +16,8 @@ def pod_spec(run: ProgramRun) -> dict[str, Any]:
     return run.object("StatefulSet", "openbao")["spec"]["template"]["spec"]
 
 
-def container(run: ProgramRun) -> dict[str, Any]:
-    (c,) = pod_spec(run)["containers"]
+def container(run: ProgramRun, name: str = "openbao") -> dict[str, Any]:
+    (c,) = [c for c in pod_spec(run)["containers"] if c["name"] == name]
     return c
 
 
@@ -82,10 +82,12 @@ def test_pod_security_restricted(prod_run: ProgramRun) -> None:
     pod = pod_spec(prod_run)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    sc = container(prod_run)["securityContext"]
-    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
-    assert sc["capabilities"] == {"drop": ["ALL"]}  # and in particular no IPC_LOCK
-    assert sc["runAsUser"] >= 10000
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"]}  # and in particular no IPC_LOCK
+        assert sc["runAsUser"] >= 10000 and sc["runAsNonRoot"] is True
+        assert c["resources"]["limits"] and c["resources"]["requests"]
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
     assert all("hostPath" not in v for v in pod["volumes"])
 
@@ -154,3 +156,25 @@ def test_config_hash_tracks_config() -> None:
 
 def test_image_pinned_from_settings(prod_run: ProgramRun) -> None:
     assert container(prod_run)["image"] == "quay.io/openbao/openbao:2.7.2"
+
+
+def test_tls_reload_sidecar(prod_run: ProgramRun) -> None:
+    pod = pod_spec(prod_run)
+    assert pod["shareProcessNamespace"] is True
+    side = container(prod_run, "tls-reload")
+    assert side["command"] == ["/bin/sh", "/openbao/config/reload-tls.sh"]
+    env = {e["name"]: e["value"] for e in side["env"]}
+    assert env["BAO_TLS_CERT"] == "/openbao/tls/tls.crt"
+    assert env["BAO_SERVER_MATCH"] == "server -config=/openbao/config/server.json"
+    # It matches the command the start script execs.
+    assert "server -config=\"$CONFIG_DIR/server.json\"" in prod_run.object("ConfigMap", "openbao-config")["data"]["start.sh"]
+    assert {m["name"] for m in side["volumeMounts"]} == {"config", "tls"}
+    assert all(m["readOnly"] for m in side["volumeMounts"])
+    assert side["securityContext"]["runAsUser"] == container(prod_run)["securityContext"]["runAsUser"]
+
+
+def test_services_carry_component_labels(prod_run: ProgramRun) -> None:
+    comps = {n: prod_run.object("Service", n)["metadata"]["labels"]["app.kubernetes.io/component"]
+             for n in ("openbao-internal", "openbao", "openbao-active", "openbao-standby")}
+    assert comps == {"openbao-internal": "peers", "openbao": "api", "openbao-active": "active",
+                     "openbao-standby": "standby"}
