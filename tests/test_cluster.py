@@ -9,7 +9,7 @@ import pytest
 from components import cluster_manifests as m
 from components.server_config import config_files
 from components.settings import parse_settings
-from tests.support.program import ProgramRun, stack_config
+from tests.support.program import ProgramRun
 
 
 def pod_spec(run: ProgramRun) -> dict[str, Any]:
@@ -158,19 +158,11 @@ def test_image_pinned_from_settings(prod_run: ProgramRun) -> None:
     assert container(prod_run)["image"] == "quay.io/openbao/openbao:2.7.2"
 
 
-def test_tls_reload_sidecar(prod_run: ProgramRun) -> None:
+def test_no_sidecar_and_no_shared_process_namespace(prod_run: ProgramRun) -> None:
+    """Cert reload is OpenBao's own (tls_auto_reload): no container may see the server's processes."""
     pod = pod_spec(prod_run)
-    assert pod["shareProcessNamespace"] is True
-    side = container(prod_run, "tls-reload")
-    assert side["command"] == ["/bin/sh", "/openbao/config/reload-tls.sh"]
-    env = {e["name"]: e["value"] for e in side["env"]}
-    assert env["BAO_TLS_CERT"] == "/openbao/tls/tls.crt"
-    assert env["BAO_SERVER_MATCH"] == "server -config=/openbao/config/server.json"
-    # It matches the command the start script execs.
-    assert "server -config=\"$CONFIG_DIR/server.json\"" in prod_run.object("ConfigMap", "openbao-config")["data"]["start.sh"]
-    assert {m["name"] for m in side["volumeMounts"]} == {"config", "tls"}
-    assert all(m["readOnly"] for m in side["volumeMounts"])
-    assert side["securityContext"]["runAsUser"] == container(prod_run)["securityContext"]["runAsUser"]
+    assert [c["name"] for c in pod["containers"]] == ["openbao"]
+    assert not pod.get("shareProcessNamespace")
 
 
 def test_services_carry_component_labels(prod_run: ProgramRun) -> None:

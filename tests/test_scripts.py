@@ -10,11 +10,9 @@ import hashlib
 import io
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -28,75 +26,9 @@ def test_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
     assert Path(shellcheck).exists(), f"shellcheck is missing: {SHELLCHECK_INSTALL}"
     scripts = sorted(SCRIPTS.glob("*.sh"))
-    assert {p.name for p in scripts} >= {"start.sh", "backup.sh", "reload-tls.sh"}
+    assert {p.name for p in scripts} >= {"start.sh", "backup.sh"}
     done = subprocess.run([shellcheck, "-s", "sh", *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
-
-
-# --- reload-tls.sh ---------------------------------------------------------------------
-
-HUP_RECORDER = """
-import signal, sys, time
-out = sys.argv[1]
-def hup(*_):
-    with open(out, "a") as f:
-        f.write("HUP\\n")
-signal.signal(signal.SIGHUP, hup)
-time.sleep(60)
-"""
-
-
-def _kubelet_swap(tls_dir: Path, version: str, content: str) -> None:
-    """Atomic update as the kubelet does it: new timestamped dir, then rename ..data symlink."""
-    target = tls_dir / f"..{version}"
-    target.mkdir()
-    (target / "tls.crt").write_text(content)
-    tmp_link = tls_dir / "..data_tmp"
-    tmp_link.symlink_to(target.name)
-    os.replace(tmp_link, tls_dir / "..data")
-    if not (tls_dir / "tls.crt").is_symlink():
-        (tls_dir / "tls.crt").symlink_to("..data/tls.crt")
-
-
-def _hups(path: Path) -> int:
-    return path.read_text().count("HUP") if path.exists() else 0
-
-
-def _wait_for(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
-def test_reload_sidecar_signals_only_its_server_when_the_cert_changes(tmp_path: Path) -> None:
-    tls = tmp_path / "tls"
-    tls.mkdir()
-    _kubelet_swap(tls, "v1", "cert-1")
-    ours, other = tmp_path / "ours.log", tmp_path / "other.log"
-    # argv carries the match string, like `bao server -config=<dir>/server.json`.
-    server = subprocess.Popen([sys.executable, "-c", HUP_RECORDER, str(ours), "server",
-                               f"-config={tmp_path}/config/server.json"])
-    bystander = subprocess.Popen([sys.executable, "-c", HUP_RECORDER, str(other), "server",
-                                  "-config=/elsewhere/server.json"])
-    env = {"PATH": os.environ["PATH"], "BAO_TLS_CERT": str(tls / "tls.crt"),
-           "BAO_SERVER_MATCH": f"server -config={tmp_path}/config/server.json", "RELOAD_INTERVAL_SECONDS": "1"}
-    sidecar = subprocess.Popen(["sh", str(SCRIPTS / "reload-tls.sh")], env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(2.5)
-        assert _hups(ours) == 0, "signalled without a certificate change"
-        _kubelet_swap(tls, "v2", "cert-2")
-        assert _wait_for(lambda: _hups(ours) == 1, 5), "no SIGHUP after the certificate changed"
-        time.sleep(2.5)
-        assert _hups(ours) == 1, "signalled more than once for one change"
-        assert _hups(other) == 0, "signalled a process that is not this pod's server"
-    finally:
-        for p in (sidecar, server, bystander):
-            p.send_signal(signal.SIGTERM)
-            p.wait(timeout=10)
-    assert "sent SIGHUP to OpenBao" in sidecar.stderr.read()
 
 
 # --- backup.sh -------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def test_listener_is_tls_with_cert_key_and_min_version() -> None:
     assert tcp["tls_disable"] is False
     assert tcp["tls_cert_file"] == "/openbao/tls/tls.crt" and tcp["tls_key_file"] == "/openbao/tls/tls.key"
     assert tcp["tls_min_version"] == "tls12"
+    assert tcp["tls_auto_reload"] is True and tcp["tls_auto_reload_interval"] == "10s"  # >= 5s minimum
     tls13 = parse_settings({**stack_config("dev"), "tlsMinVersion": "tls13"}, "dev")
     assert server_config(tls13)["listener"][0]["tcp"]["tls_min_version"] == "tls13"
 
