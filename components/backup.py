@@ -105,7 +105,8 @@ def cron_job(settings: Settings, ca_secret: str) -> Obj:
     }
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": cm.metadata(settings, backup_name(settings)),
+        "metadata": cm.metadata(settings, backup_name(settings),
+                                annotations=cm.waiver_annotations(cm.image_waivers(settings))),
         "spec": {
             "schedule": settings.backup.schedule,
             "timeZone": "Etc/UTC",

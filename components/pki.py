@@ -125,7 +125,7 @@ class ClusterPki(pulumi.ComponentResource):
         )
         ca_secret = k8s.core.v1.Secret(
             f"{name}-ca",
-            metadata={**meta, "name": f"{s.name}-ca"},
+            metadata={**meta, "name": s.ca_bundle_name},
             type="Opaque",
             string_data=ca_cert.cert_pem.apply(lambda pem: {"ca.crt": pem}),
             opts=child,

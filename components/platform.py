@@ -1,4 +1,4 @@
-"""OpenBaoPlatform: composes PKI, unseal key, credentials, cluster, backup and monitoring.
+"""OpenBaoPlatform: composes PKI, unseal key, credentials, cluster, network, edge, backup, monitoring.
 
 Components never reach into each other's children: each one's outputs are passed to the
 next as args. The namespace is created here so every namespaced object can depend on it.
@@ -15,7 +15,9 @@ import pulumi_kubernetes as k8s
 from components.backup import OpenBaoBackup, OpenBaoBackupArgs
 from components.cluster import OpenBaoCluster, OpenBaoClusterArgs
 from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
+from components.edge import EdgeArgs, OpenBaoEdge
 from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs
+from components.network import NetworkPoliciesArgs, OpenBaoNetworkPolicies
 from components.pki import ClusterPki, ClusterPkiArgs
 from components.server_config import API_PORT
 from components.settings import Settings
@@ -70,6 +72,14 @@ class OpenBaoPlatform(pulumi.ComponentResource):
                                init_secret_name=creds.secret_name if creds else None),
             opts=in_ns,
         )
+        OpenBaoNetworkPolicies(
+            f"{name}-network",
+            NetworkPoliciesArgs(settings=s, gateway_proxy_namespace=s.ingress.gateway_proxy_namespace,
+                                gateway_proxy_pod_labels=dict(s.ingress.gateway_proxy_pod_labels) or None),
+            opts=in_ns)
+        if s.ingress.mode != "none":
+            OpenBaoEdge(f"{name}-edge", EdgeArgs(settings=s, ca_cert_pem=pki.ca_cert_pem),
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, pki]))
         if s.backup.enabled:
             OpenBaoBackup(f"{name}-backup", OpenBaoBackupArgs(settings=s, ca_secret_name=pki.ca_secret_name),
                           opts=in_ns)

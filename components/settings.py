@@ -157,6 +157,9 @@ class IngressSettings:
     )
     gateway_name: str = "gateway"
     gateway_namespace: str = "gateway-system"
+    #: Where the Gateway's proxy pods run, if not in the Gateway's namespace (Envoy Gateway).
+    gateway_proxy_namespace: Optional[str] = None
+    gateway_proxy_pod_labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,11 @@ class Settings:
 
     def service_dns_name(self, service: str) -> str:
         return f"{service}.{self.namespace}.svc"
+
+    @property
+    def ca_bundle_name(self) -> str:
+        """Secret (and, in gateway mode, ConfigMap) holding only the public CA as ca.crt."""
+        return f"{self.name}-ca"
 
     @property
     def active_dns_name(self) -> str:
@@ -535,7 +543,8 @@ def _parse_ingress(r: _Reader) -> IngressSettings:
     r.section("ingress")
     r.unknown_keys("ingress", ["mode", "host", "className", "tlsSecretName", "certManagerIssuer",
                                "certManagerIssuerKind", "externalDns", "controllerNamespace",
-                               "controllerPodLabels", "gatewayName", "gatewayNamespace"])
+                               "controllerPodLabels", "gatewayName", "gatewayNamespace",
+                               "gatewayProxyNamespace", "gatewayProxyPodLabels"])
     d = IngressSettings()
     mode = r.get("ingress.mode", str, d.mode, f"use one of {', '.join(_INGRESS_MODES)}")
     host = r.get("ingress.host", str, None, "use the public DNS name, e.g. bao.example.com")
@@ -549,6 +558,9 @@ def _parse_ingress(r: _Reader) -> IngressSettings:
                               "use the ingress controller pods' labels, e.g. {app.kubernetes.io/name: ingress-nginx}")
     gw = r.get("ingress.gatewayName", str, d.gateway_name, "use the Gateway's name")
     gw_ns = r.get("ingress.gatewayNamespace", str, d.gateway_namespace, "use the Gateway's namespace")
+    proxy_ns = r.get("ingress.gatewayProxyNamespace", str, None,
+                     "use the namespace the Gateway implementation runs its proxy pods in")
+    proxy_labels = r.get_labels("ingress.gatewayProxyPodLabels", (), "use the Gateway proxy pods' labels")
     if mode not in _INGRESS_MODES:
         r.fail("ingress.mode", mode, "is not supported", f"use one of {', '.join(_INGRESS_MODES)}")
     if mode in ("nginx", "gateway"):
@@ -557,6 +569,7 @@ def _parse_ingress(r: _Reader) -> IngressSettings:
                    "set the public DNS name (`pulumi config set --path ingress.host bao.example.com`) or set ingress.mode to none")
         elif not _DNS1123_SUBDOMAIN.match(host) or "." not in host:
             r.fail("ingress.host", host, "is not a fully qualified DNS name", "use e.g. bao.example.com")
+    if mode == "nginx":  # in gateway mode the Gateway terminates public TLS
         if bool(secret) == bool(issuer):
             r.fail("ingress.tlsSecretName", secret, "exactly one public TLS source is needed (tlsSecretName or certManagerIssuer)",
                    "set ingress.certManagerIssuer to a cert-manager issuer, or ingress.tlsSecretName to an existing Secret, not both")
@@ -565,13 +578,16 @@ def _parse_ingress(r: _Reader) -> IngressSettings:
     for path, v in (("ingress.className", cls), ("ingress.controllerNamespace", ctl_ns),
                     ("ingress.gatewayName", gw), ("ingress.gatewayNamespace", gw_ns)):
         _dns_label(r, path, v)
+    if proxy_ns is not None:
+        _dns_label(r, "ingress.gatewayProxyNamespace", proxy_ns)
     for path, v in (("ingress.tlsSecretName", secret), ("ingress.certManagerIssuer", issuer)):
         if v is not None and not _DNS1123_SUBDOMAIN.match(v):
             r.fail(path, v, "is not a valid object name", "use a DNS-1123 name")
     return IngressSettings(mode=mode, host=host, class_name=cls, tls_secret_name=secret,
                            cert_manager_issuer=issuer, cert_manager_issuer_kind=kind, external_dns=edns,
                            controller_namespace=ctl_ns, controller_pod_labels=ctl_labels,
-                           gateway_name=gw, gateway_namespace=gw_ns)
+                           gateway_name=gw, gateway_namespace=gw_ns, gateway_proxy_namespace=proxy_ns,
+                           gateway_proxy_pod_labels=proxy_labels)
 
 
 def _parse_network(r: _Reader, namespace: str) -> NetworkSettings:

@@ -170,3 +170,11 @@ def test_services_carry_component_labels(prod_run: ProgramRun) -> None:
              for n in ("openbao-internal", "openbao", "openbao-active", "openbao-standby")}
     assert comps == {"openbao-internal": "peers", "openbao": "api", "openbao-active": "active",
                      "openbao-standby": "standby"}
+
+
+def test_scan_waivers_carry_reasons_and_follow_the_digest(prod_run: ProgramRun) -> None:
+    ann = prod_run.object("StatefulSet", "openbao")["metadata"]["annotations"]
+    waived = {v.split("=", 1)[0] for k, v in ann.items() if k.startswith("checkov.io/skip")}
+    assert waived == {"CKV_K8S_38", "CKV_K8S_15", "CKV_K8S_43"}
+    digest = parse_settings({"image": {"digest": "sha256:" + "b" * 64}}, "t")
+    assert "CKV_K8S_43" not in str(m.waiver_annotations(m.image_waivers(digest)))

@@ -1,0 +1,53 @@
+"""Render the real stacks through the lead's renderer, and read what it wrote.
+
+Interface relied on: ``python -m tools.render --stack dev|prod --out DIR
+[--set key=JSON ...]`` writes ``DIR/manifests/*.yaml`` (one object per file).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: variant -> (stack, overrides). The prod stack is rendered in both edge modes.
+RENDER_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dev": ("dev", ()),
+    "prod-nginx": ("prod", ('ingress.mode="nginx"',)),
+    "prod-gateway": ("prod", ('ingress.mode="gateway"',)),
+}
+
+
+def render(variant: str, out: Path) -> Path:
+    """Render one variant into ``out``; fail the test loudly if the renderer fails."""
+    stack, overrides = RENDER_VARIANTS[variant]
+    cmd = [sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out)]
+    for override in overrides:
+        cmd += ["--set", override]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"render failed ({' '.join(cmd[1:])}), exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    manifests = out / "manifests"
+    if not sorted(manifests.glob("*.yaml")):
+        pytest.fail(f"render wrote no manifests under {manifests}")
+    return manifests
+
+
+def load_manifests(directory: Path) -> list[dict[str, Any]]:
+    """Every object in DIR/*.yaml (one per file, as the renderer writes them)."""
+    return [doc for path in sorted(directory.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def write_manifests(objects: list[dict[str, Any]], directory: Path) -> Path:
+    """Write objects one per file, like the renderer, for tools that read a directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, obj in enumerate(objects):
+        name = f"{i:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        (directory / name).write_text(yaml.safe_dump(obj, sort_keys=False))
+    return directory

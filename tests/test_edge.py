@@ -1,0 +1,184 @@
+"""The edge publishes the active Service with backend TLS verified, in both modes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import pytest
+from cryptography import x509
+
+from components.edge import (
+    EdgeArgs,
+    OpenBaoEdge,
+    backend_ca_name,
+    edge_objects,
+    nginx_annotations,
+)
+from components.settings import Settings, parse_settings
+from tests.schema.harness import run_component
+from tests.support.program import ProgramRun, stack_config
+
+CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+NGINX = "nginx.ingress.kubernetes.io/"
+BASE: dict[str, Any] = {"ingress": {"mode": "nginx", "host": "bao.example.com", "certManagerIssuer": "letsencrypt"}}
+
+
+def settings(tls_min: str = "tls12", **ingress: Any) -> Settings:
+    """A stack publishing bao.example.com, with ingress keys overridden."""
+    raw = copy.deepcopy(BASE)
+    raw["ingress"].update(ingress)
+    return parse_settings({**raw, "tlsMinVersion": tls_min}, "prod")
+
+
+def objects(s: Settings) -> dict[str, dict[str, Any]]:
+    return {o["kind"]: o for o in edge_objects(s, CA).values()}
+
+
+# --- nginx ----------------------------------------------------------------------------
+
+def test_nginx_annotations_are_exactly_the_needed_ones() -> None:
+    assert nginx_annotations(settings(externalDns=True)) == {
+        f"{NGINX}backend-protocol": "HTTPS",
+        f"{NGINX}proxy-ssl-verify": "on",
+        f"{NGINX}proxy-ssl-secret": "openbao/openbao-ca",
+        f"{NGINX}proxy-ssl-name": "openbao-active.openbao.svc",
+        f"{NGINX}proxy-ssl-server-name": "on",
+        f"{NGINX}proxy-ssl-protocols": "TLSv1.2 TLSv1.3",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+        "external-dns.alpha.kubernetes.io/hostname": "bao.example.com",
+    }
+
+
+@pytest.mark.parametrize("ingress", [
+    {"externalDns": True},
+    {"certManagerIssuer": None, "tlsSecretName": "bao-public", "tls_min": "tls13"},
+    {"certManagerIssuerKind": "Issuer"},
+])
+def test_no_snippet_and_verification_always_on(ingress: dict[str, Any]) -> None:
+    annotations = objects(settings(**ingress))["Ingress"]["metadata"]["annotations"]
+    assert not [k for k in annotations if "snippet" in k]
+    assert annotations[f"{NGINX}proxy-ssl-verify"] == "on" and annotations[f"{NGINX}backend-protocol"] == "HTTPS"
+
+
+def test_issuer_kind_selects_the_cert_manager_annotation() -> None:
+    annotations = nginx_annotations(settings(certManagerIssuerKind="Issuer"))
+    assert annotations["cert-manager.io/issuer"] == "letsencrypt"
+    assert "cert-manager.io/cluster-issuer" not in annotations
+
+
+def test_existing_tls_secret_needs_no_cert_manager() -> None:
+    ingress = objects(settings(certManagerIssuer=None, tlsSecretName="bao-public"))["Ingress"]
+    assert not [k for k in ingress["metadata"]["annotations"] if k.startswith("cert-manager.io/")]
+    assert ingress["spec"]["tls"] == [{"hosts": ["bao.example.com"], "secretName": "bao-public"}]
+
+
+def test_cert_manager_gets_its_own_secret_name() -> None:
+    assert objects(settings())["Ingress"]["spec"]["tls"] == [
+        {"hosts": ["bao.example.com"], "secretName": "openbao-public-tls"}]
+
+
+def test_backend_protocols_follow_the_minimum_tls_version() -> None:
+    assert nginx_annotations(settings(tls_min="tls13"))[f"{NGINX}proxy-ssl-protocols"] == "TLSv1.3"
+
+
+def test_no_external_dns_annotation_unless_asked() -> None:
+    assert "external-dns.alpha.kubernetes.io/hostname" not in nginx_annotations(settings())
+
+
+def test_ingress_routes_the_host_to_the_active_service_over_https() -> None:
+    spec = objects(settings(className="public-nginx"))["Ingress"]["spec"]
+    assert spec["ingressClassName"] == "public-nginx"
+    assert spec["rules"] == [{"host": "bao.example.com", "http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": "openbao-active", "port": {"number": 8200}}}}]}}]
+
+
+def test_proxy_ssl_secret_holds_only_the_public_ca(prod_run: ProgramRun) -> None:
+    """The annotation names ClusterPki's CA-only Secret, which exists in the same namespace."""
+    ingress = prod_run.object("Ingress", "openbao")
+    ns, _, name = ingress["metadata"]["annotations"][f"{NGINX}proxy-ssl-secret"].partition("/")
+    assert ns == ingress["metadata"]["namespace"]
+    secret = prod_run.object("Secret", name)
+    assert secret["metadata"]["namespace"] == ns
+    # A tls.crt/tls.key here would be presented by nginx as its client certificate.
+    assert set(secret["stringData"]) == {"ca.crt"} and secret["type"] == "Opaque"
+    assert secret["stringData"]["ca.crt"] == prod_run.object("Secret", "openbao-tls")["stringData"]["ca.crt"]
+    assert "PRIVATE KEY" not in secret["stringData"]["ca.crt"]
+
+
+def test_proxy_ssl_name_is_a_san_of_the_real_server_certificate(prod_run: ProgramRun) -> None:
+    s = parse_settings(stack_config("prod"), "prod")
+    pem = prod_run.object("Secret", f"{s.name}-tls")["stringData"]["tls.crt"]
+    sans = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert nginx_annotations(s)[f"{NGINX}proxy-ssl-name"] in sans.value.get_values_for_type(x509.DNSName)
+
+
+# --- Gateway API ----------------------------------------------------------------------
+
+def gateway() -> dict[str, dict[str, Any]]:
+    return objects(settings(mode="gateway", gatewayName="public", gatewayNamespace="gateways"))
+
+
+def test_gateway_mode_builds_route_policy_and_ca_configmap_only() -> None:
+    assert set(gateway()) == {"HTTPRoute", "BackendTLSPolicy", "ConfigMap"}
+
+
+def test_gateway_api_version_is_pinned_to_v1() -> None:
+    objs = gateway()
+    assert objs["HTTPRoute"]["apiVersion"] == objs["BackendTLSPolicy"]["apiVersion"] == "gateway.networking.k8s.io/v1"
+
+
+def test_route_attaches_to_the_gateway_and_targets_the_active_service() -> None:
+    spec = gateway()["HTTPRoute"]["spec"]
+    assert spec["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public",
+                                   "namespace": "gateways"}]
+    assert spec["hostnames"] == ["bao.example.com"]
+    (rule,) = spec["rules"]
+    assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": "openbao-active", "port": 8200}]
+    assert all(m["path"]["value"].startswith("/") for m in rule["matches"])  # CEL rule of the CRD
+
+
+def test_backend_tls_policy_validates_the_active_service_with_our_ca() -> None:
+    objs = gateway()
+    spec = objs["BackendTLSPolicy"]["spec"]
+    assert spec["targetRefs"] == [{"group": "", "kind": "Service", "name": "openbao-active"}]
+    validation = spec["validation"]
+    assert validation["hostname"] == "openbao-active.openbao.svc"
+    assert "wellKnownCACertificates" not in validation  # CEL: CA refs xor well-known CAs
+    (ref,) = validation["caCertificateRefs"]
+    configmap = objs["ConfigMap"]
+    assert (ref["kind"], ref["name"]) == ("ConfigMap", configmap["metadata"]["name"]) == ("ConfigMap", "openbao-ca")
+    assert configmap["data"] == {"ca.crt": CA}
+
+
+def test_no_ingress_no_objects() -> None:
+    assert edge_objects(parse_settings({}, "dev"), CA) == {}
+
+
+# --- component ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode, children", [
+    ("nginx", {"edge-ingress": "kubernetes:networking.k8s.io/v1:Ingress"}),
+    ("gateway", {"edge-backend-ca": "kubernetes:core/v1:ConfigMap",
+                 "edge-route": "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+                 "edge-backend-tls": "kubernetes:gateway.networking.k8s.io/v1:BackendTLSPolicy"}),
+])
+def test_component_children_and_url(mode: str, children: Mapping[str, str]) -> None:
+    s = settings(mode=mode)
+    registrations, url = run_component(lambda: OpenBaoEdge("edge", EdgeArgs(settings=s, ca_cert_pem=CA)),
+                                       lambda c: c.url)
+    assert url == "https://bao.example.com"
+    assert [r.type for r in registrations if not r.custom] == ["openbao:edge:OpenBaoEdge"]
+    assert {r.name: r.type for r in registrations if r.custom} == children
+    props = {r.name: r.plain_props for r in registrations if r.custom}
+    if mode == "gateway":
+        assert props["edge-backend-ca"]["metadata"]["name"] == backend_ca_name(s) == s.ca_bundle_name
+        assert props["edge-backend-ca"]["data"] == {"ca.crt": CA}
+
+
+def test_component_without_ingress_creates_nothing() -> None:
+    s = parse_settings({}, "dev")
+    registrations, url = run_component(lambda: OpenBaoEdge("edge", EdgeArgs(settings=s, ca_cert_pem=CA)),
+                                       lambda c: c.url)
+    assert url is None and [r for r in registrations if r.custom] == []
