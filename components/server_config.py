@@ -16,6 +16,7 @@ from bootstrapping a second cluster (openbao/openbao#2274).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -131,20 +132,23 @@ def static_seal(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any
     return {"static": seal}
 
 
+def audit_device_name(kind: str, options: dict[str, str]) -> str:
+    """Device path derived from its options: OpenBao refuses to change a declared device's
+    options (the node never becomes active), so any change must be a new device name."""
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{kind}-{digest}"
+
+
 def audit_devices(settings: Settings, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
     """Declarative audit devices (API creation is refused by default in OpenBao)."""
-    devices: list[dict[str, Any]] = []
+    wanted: list[tuple[str, str, dict[str, str]]] = []
     if settings.audit.file:
-        devices.append({"file": {"file": {
-            "description": "audit log on its own volume",
-            "options": {"file_path": f"{paths.audit_dir}/audit.log", "mode": "0600"},
-        }}})
+        wanted.append(("file", "audit log on its own volume",
+                       {"file_path": f"{paths.audit_dir}/audit.log", "mode": "0600"}))
     if settings.audit.stdout:
-        devices.append({"file": {"stdout": {
-            "description": "audit log to the container log",
-            "options": {"file_path": "stdout"},
-        }}})
-    return devices
+        wanted.append(("stdout", "audit log to the container log", {"file_path": "stdout"}))
+    return [{"file": {audit_device_name(kind, options): {"description": description, "options": options}}}
+            for kind, description, options in wanted]
 
 
 def server_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class SelfInitSettings:
     kv_mount: str = "secret"
     autopilot_stabilization: str = "3s"
     #: Seconds a bootstrap candidate waits for all peers to answer before retrying.
-    peer_wait_seconds: int = 5
+    peer_wait_seconds: int = 2
 
 
 @dataclass(frozen=True)
@@ -533,7 +533,7 @@ def _parse_self_init(r: _Reader) -> SelfInitSettings:
     if not re.fullmatch(r"[0-9]+(ms|s|m)", stab):
         r.fail("selfInit.autopilotStabilization", stab, "is not a duration", "use e.g. 3s")
     if not 1 <= wait <= 300:
-        r.fail("selfInit.peerWaitSeconds", wait, "must be between 1 and 300", "use e.g. 5")
+        r.fail("selfInit.peerWaitSeconds", wait, "must be between 1 and 300", "use e.g. 2")
     return SelfInitSettings(enabled=enabled, admin_service_account=sa, userpass_admin=userpass,
                             admin_username=user, kv_mount=kv, autopilot_stabilization=stab,
                             peer_wait_seconds=wait)

@@ -77,11 +77,27 @@ def test_service_registration_and_telemetry() -> None:
     assert "telemetry" not in server_config(DEV)["listener"][0]["tcp"]  # monitoring off in dev
 
 
+def _devices(settings: Any) -> dict[str, dict[str, Any]]:
+    return {name: body for d in server_config(settings)["audit"] for name, body in d["file"].items()}
+
+
 def test_audit_devices_follow_settings() -> None:
-    assert [list(d["file"]) for d in server_config(PROD)["audit"]] == [["file"]]
-    assert [list(d["file"]) for d in server_config(DEV)["audit"]] == [["file"], ["stdout"]]
-    (file_dev,) = [d for d in server_config(PROD)["audit"] if "file" in d["file"]]
-    assert file_dev["file"]["file"]["options"]["file_path"] == "/openbao/audit/audit.log"
+    prod, dev = _devices(PROD), _devices(DEV)
+    assert [n.split("-")[0] for n in prod] == ["file"]
+    assert [n.split("-")[0] for n in dev] == ["file", "stdout"]
+    (file_dev,) = prod.values()
+    assert file_dev["options"] == {"file_path": "/openbao/audit/audit.log", "mode": "0600"}
+    assert dev[next(n for n in dev if n.startswith("stdout"))]["options"] == {"file_path": "stdout"}
+
+
+def test_audit_option_change_renames_the_device() -> None:
+    """OpenBao never activates a node whose declared device options differ from the stored ones."""
+    from components.server_config import audit_device_name
+
+    same = audit_device_name("file", {"file_path": "/a", "mode": "0600"})
+    assert same == audit_device_name("file", {"mode": "0600", "file_path": "/a"})
+    assert same != audit_device_name("file", {"file_path": "/a", "mode": "0640"})
+    assert list(_devices(PROD)) == list(_devices(PROD))  # stable across renders
 
 
 @pytest.mark.parametrize("settings", [PROD, DEV], ids=["prod", "dev"])
