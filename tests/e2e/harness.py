@@ -60,7 +60,6 @@ API_PORT = 8200
 CLUSTER_PORT = 8201
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 IP_BASE = os.environ.get("E2E_IP_BASE", "127.0.0.11")
-KUBE_API_IP = os.environ.get("E2E_KUBE_API_IP", "127.0.0.10")
 KUBE_API_PORT = 6443
 HTTP_TIMEOUT = 5.0
 
@@ -544,6 +543,9 @@ class BaoCluster:
         self.kube_api: Optional[FakeKubeAPI] = None
         pods = rendered.pods[: replicas or len(rendered.pods)]
         base = ipaddress.ip_address(ip_base)
+        # The fake Kubernetes API sits just below the first node, so clusters on different
+        # ip_base ranges (parallel runs) never share an address.
+        self.kube_api_ip = str(base - 1)
         self.hosts = {p.host: str(base + i) for i, p in enumerate(pods)}
         # a pod outside the started subset keeps an unroutable-but-loopback address
         for j, p in enumerate(rendered.pods[len(pods):]):
@@ -567,12 +569,12 @@ class BaoCluster:
         self.raft_path: str = raft["path"]
 
         kube_dir = self.workdir / "kube"
-        sa_dir, api_cert, api_key, token = make_fake_kube_material(kube_dir, KUBE_API_IP)
+        sa_dir, api_cert, api_key, token = make_fake_kube_material(kube_dir, self.kube_api_ip)
         self.ns_script = self.workdir / "ns_run.sh"
         self.ns_script.write_text(_NS_SCRIPT)
         if self.kube_mode == "fake":
             namespace = server["service_registration"]["kubernetes"].get("namespace") or pods[0].env.get("BAO_K8S_NAMESPACE", "")
-            self.kube_api = FakeKubeAPI(KUBE_API_IP, KUBE_API_PORT, str(api_cert), str(api_key), token,
+            self.kube_api = FakeKubeAPI(self.kube_api_ip, KUBE_API_PORT, str(api_cert), str(api_key), token,
                                         namespace, [p.name for p in pods]).start()
 
         self.nodes: list[BaoNode] = []
@@ -627,7 +629,7 @@ class BaoCluster:
             "E2E_SA_DIR": str(sa_dir),
         })
         if self.kube_mode == "fake":
-            env["KUBERNETES_SERVICE_HOST"] = KUBE_API_IP
+            env["KUBERNETES_SERVICE_HOST"] = self.kube_api_ip
             env["KUBERNETES_SERVICE_PORT"] = str(KUBE_API_PORT)
         env.update(extra_env)
 
