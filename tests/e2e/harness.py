@@ -145,9 +145,12 @@ class Rendered:
         return (self.root / "init" / "admin-password").read_text()
 
 
-def render(stack: str, out: os.PathLike | str, timeout: float = 300) -> Rendered:
+def render(stack: str, out: os.PathLike | str, timeout: float = 300,
+           overrides: Optional[dict[str, Any]] = None) -> Rendered:
     """Run `python -m tools.render --stack STACK --out OUT` and load the result."""
     cmd = [sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out)]
+    for key, value in (overrides or {}).items():
+        cmd += ["--set", f"{key}={json.dumps(value)}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise HarnessError(f"render failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
