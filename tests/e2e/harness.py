@@ -826,3 +826,130 @@ def _set_audit_file_path(server: dict[str, Any], old: str, new: str) -> None:
                 options = device.get("options") or {}
                 if options.get("file_path") == old:
                     options["file_path"] = new
+
+
+# --------------------------------------------------------------------------------------
+# Config changes on a running cluster, Secret volumes, served certificates
+# (used by the certificate-rotation, unseal-rotation and backup/restore tests)
+
+
+def map_url(cluster: BaoCluster, production: str, local: str) -> None:
+    """Point a non-pod URL of the config (``https://kubernetes.default.svc``) at ``local``
+    in every node's server.json / initialize.json. Call before start (self-init reads it
+    once); apply_render() re-applies it."""
+    maps = cluster.__dict__.setdefault("_e2e_url_maps", {})
+    maps[production] = local
+    for node in cluster.nodes:
+        for name in ("server.json", "initialize.json"):
+            path = node.config_dir / name
+            if path.is_file():
+                doc = _map_urls(json.loads(path.read_text()), {production: local})
+                path.write_text(json.dumps(doc, indent=2))
+
+
+def _map_urls(doc: Any, maps: dict[str, str]) -> Any:
+    def fn(value: str, _path: tuple) -> str:
+        for prod, local in maps.items():
+            if value == prod or value.startswith(prod.rstrip("/") + "/"):
+                return local + value[len(prod):]
+        return value
+
+    return walk_strings(doc, fn)
+
+
+def apply_render(cluster: BaoCluster, new: Rendered, sync_dirs: Iterable[str] = ("unseal",)) -> None:
+    """What `pulumi up` + the kubelet do to a node's volumes, without restarting it: rewrite
+    every node's server.json / initialize.json from ``new`` (same re-rooting, host and
+    listener mapping as at creation) and make each Secret directory named in ``sync_dirs``
+    (e.g. ``unseal``) hold exactly ``new``'s files. Other files (tls, init) stay as they are.
+    Restart the nodes to make them read it. ``cluster.rendered`` is left unchanged."""
+    server = copy.deepcopy(new.server)
+    if cluster.kube_mode == "drop":
+        server.pop("service_registration", None)
+    maps = cluster.__dict__.get("_e2e_url_maps", {})
+    referenced = referenced_paths(server) | referenced_paths(new.initialize or {})
+    sync_dirs = set(sync_dirs)
+    for node in cluster.nodes:
+        fs = node.root / "fs"
+
+        def rewrite(value: str, _path: tuple) -> str:
+            return reroot(rewrite_hosts(value, cluster.hosts), fs)
+
+        node_server = walk_strings(server, rewrite)
+        bind_listeners(node_server, node.ip)
+        for prod_path, node_path in zip(_audit_file_paths(server), _audit_file_paths(node_server)):
+            if is_abs_path(prod_path):
+                _set_audit_file_path(node_server, node_path, "fs" + prod_path)
+        (node.config_dir / "server.json").write_text(json.dumps(_map_urls(node_server, maps), indent=2))
+        if new.initialize is not None:
+            node_init = _map_urls(walk_strings(new.initialize, rewrite), maps)
+            (node.config_dir / "initialize.json").write_text(json.dumps(node_init, indent=2))
+        prod_dirs = {str(Path(p).parent) for p in referenced if Path(p).parent.name in sync_dirs}
+        for prod_dir in prod_dirs:
+            source, target = new.root / Path(prod_dir).name, node.path(prod_dir)
+            if not source.is_dir():
+                raise HarnessError(f"{new.root} has no {Path(prod_dir).name}/ for {prod_dir}")
+            target.mkdir(parents=True, exist_ok=True)
+            for old in target.iterdir():
+                if not (source / old.name).exists():
+                    old.unlink()
+            for f in source.iterdir():
+                shutil.copy2(f, target / f.name)
+
+
+def write_secret_volume(directory: Path, files: dict[str, bytes], mode: int = 0o600) -> None:
+    """Write ``files`` into ``directory`` the way the kubelet updates a Secret volume: a new
+    ``..<timestamp>`` dir, an atomic rename of the ``..data`` symlink onto it, user-visible
+    ``name -> ..data/name`` symlinks; then the old timestamp dir is removed. The first call
+    turns plain files of the same names (as the harness copies them) into that layout."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = tempfile.mkdtemp(prefix=time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()), dir=directory)
+    for name, data in files.items():
+        target = Path(stamp) / name
+        target.write_bytes(data)
+        target.chmod(mode)
+    data_link = directory / "..data"
+    old = os.readlink(data_link) if data_link.is_symlink() else None
+    tmp_link = directory / "..data_tmp"
+    if tmp_link.is_symlink():
+        tmp_link.unlink()
+    os.symlink(Path(stamp).name, tmp_link)
+    os.rename(tmp_link, data_link)  # the atomic swap
+    for name in files:
+        visible = directory / name
+        if not visible.is_symlink():
+            if visible.exists():
+                visible.unlink()
+            os.symlink(f"..data/{name}", visible)
+    for entry in directory.iterdir():  # keys that left the Secret
+        if entry.is_symlink() and entry.name not in files and not entry.name.startswith(".."):
+            entry.unlink()
+    if old and old != Path(stamp).name:
+        shutil.rmtree(directory / old, ignore_errors=True)
+
+
+def served_certificate(ip: str, port: int, server_name: str, ca_file: Path,
+                       timeout: float = HTTP_TIMEOUT) -> bytes:
+    """DER of the certificate a listener serves on a new, verified TLS connection."""
+    ctx = _verified_context(ca_file)
+    with socket.create_connection((ip, port), timeout) as sock:
+        with ctx.wrap_socket(sock, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def bao_cli(node: BaoNode, *args: str, token: Optional[str] = None, server_name: Optional[str] = None,
+            env: Optional[dict[str, str]] = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real `bao` CLI against ``node`` over verified TLS: BAO_ADDR is the node's
+    loopback address, BAO_TLS_SERVER_NAME ``server_name`` (default: its pod DNS name),
+    BAO_CACERT the cluster CA. Nothing is inherited from the test's environment."""
+    run_env = {
+        "PATH": f"{Path(bao_binary()).parent}:/usr/bin:/bin",
+        "HOME": str(node.cluster.workdir),
+        "BAO_ADDR": f"https://{node.ip}:{API_PORT}",
+        "BAO_CACERT": str(node.ca_file),
+        "BAO_TLS_SERVER_NAME": server_name or node.host,
+    }
+    if token:
+        run_env["BAO_TOKEN"] = token
+    run_env.update(env or {})
+    return subprocess.run([bao_binary(), *args], env=run_env, capture_output=True, text=True, timeout=timeout)
