@@ -788,6 +788,15 @@ class BaoCluster:
 
         return wait_until(f"{want} healthy raft voters", check, timeout, interval=0.5, on_timeout=self.log_tails)
 
+    def start_healthy(self, timeout: float = 120) -> str:
+        """Start every node, wait until all are unsealed voters and autopilot is healthy;
+        returns an admin token (the break-glass userpass login)."""
+        self.start()
+        self.wait_unsealed(timeout=timeout)
+        token = self.login_userpass(timeout=60)
+        self.wait_voters_healthy(token, count=len(self.nodes), timeout=timeout)
+        return token
+
     def cluster_ids(self) -> dict[str, Optional[str]]:
         """cluster_id each running node reports (several distinct ids = a forked cluster)."""
         return {n.name: (n.health() or {}).get("cluster_id") for n in self.running()}

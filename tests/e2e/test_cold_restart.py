@@ -23,10 +23,7 @@ def _since_last_start(node: BaoNode) -> str:
 
 def test_cold_restart_needs_no_human(make_cluster):
     cluster = make_cluster(mode="script", ip_base=IP_BASE)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass(timeout=60)
-    cluster.wait_voters_healthy(token, timeout=120)
+    token = cluster.start_healthy()
     leader = cluster.wait_leader()
     original_id = leader.health()["cluster_id"]
 

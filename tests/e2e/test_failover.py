@@ -50,10 +50,7 @@ def _first_accepted_write(cluster: BaoCluster, candidates: list[BaoNode], token:
 
 def test_leader_kill_loses_nothing(make_cluster):
     cluster = make_cluster(mode="script", ip_base=IP_BASE)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass(timeout=60)
-    cluster.wait_voters_healthy(token, timeout=120)
+    token = cluster.start_healthy()
     leader = cluster.wait_leader()
     original_id = leader.health()["cluster_id"]
     assert set(cluster.cluster_ids().values()) == {original_id}

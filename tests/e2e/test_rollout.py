@@ -78,10 +78,7 @@ class Writer(threading.Thread):
 
 def test_rollout_keeps_serving_and_loses_nothing(make_cluster):
     cluster = make_cluster(ip_base=IP_BASE)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass()
-    cluster.wait_voters_healthy(token, timeout=120)
+    token = cluster.start_healthy()
     old_leader = cluster.wait_leader().name
     starts_before = {n.name: n.starts for n in cluster.nodes}
 
