@@ -100,3 +100,13 @@ def test_cli_renders_dev(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "rendered stack dev" in done.stdout
     assert (tmp_path / "openbao" / "config" / "server.json").is_file()
+
+
+def test_manifest_names_are_stable_and_in_apply_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    render("prod", first)
+    render("prod", second)
+    names = sorted(p.name for p in (first / "manifests").iterdir())
+    assert names == sorted(p.name for p in (second / "manifests").iterdir())
+    kinds = [yaml.safe_load((first / "manifests" / n).read_text())["kind"] for n in names]
+    assert kinds[0] == "Namespace" and kinds.index("Secret") < kinds.index("StatefulSet")

@@ -79,6 +79,21 @@ def manifest(reg: Registration, include_secrets: bool) -> dict[str, Any]:
     return obj
 
 
+#: Files are numbered in apply order (what a reviewer reads top to bottom), then by name,
+#: so the same program always renders the same file names.
+_KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "ClusterRole", "RoleBinding",
+               "ClusterRoleBinding", "NetworkPolicy", "PersistentVolumeClaim", "Service", "StatefulSet",
+               "PodDisruptionBudget", "CronJob", "Ingress", "HTTPRoute", "BackendTLSPolicy", "ServiceMonitor",
+               "PrometheusRule"]
+
+
+def _apply_order(obj: dict[str, Any]) -> tuple[int, str, str]:
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind", "")
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    return rank, meta.get("namespace") or "", meta.get("name") or ""
+
+
 def _file_name(index: int, obj: dict[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     parts = [f"{index:03d}", obj.get("kind", "Object").lower(), meta.get("namespace") or "cluster",
@@ -125,8 +140,8 @@ def render(stack: str, out: Path, overrides: Optional[dict[str, Any]] = None,
     manifests.mkdir(parents=True, exist_ok=True)
     for old in manifests.glob("*.yaml"):
         old.unlink()
-    for i, reg in enumerate(run.kubernetes_objects()):
-        obj = manifest(reg, include_secrets)
+    objects = sorted((manifest(reg, include_secrets) for reg in run.kubernetes_objects()), key=_apply_order)
+    for i, obj in enumerate(objects):
         (manifests / _file_name(i, obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
     resources = [{"type": r.type, "name": r.name, "props": _normalise(redact(r.props, include_secrets))}
                  for r in run.registrations]
