@@ -611,16 +611,7 @@ class BaoCluster:
         def rewrite(value: str, _path: tuple) -> str:
             return reroot(rewrite_hosts(value, self.hosts), fs)
 
-        node_server = walk_strings(server, rewrite)
-        bind_listeners(node_server, ip)
-        # Declarative audit devices are stored in the barrier and compared with every node's
-        # config on unseal: a file_path that differs between nodes makes the next active node
-        # fail ("modifications to audit devices are not allowed ... file_path differs"). Keep
-        # the string identical on all nodes: relative to the node's cwd (its root dir).
-        for prod_path, node_path in zip(_audit_file_paths(server), _audit_file_paths(node_server)):
-            if is_abs_path(prod_path):
-                _set_audit_file_path(node_server, node_path, "fs" + prod_path)
-        node_init = walk_strings(self.rendered.initialize, rewrite) if self.rendered.initialize else None
+        node_server, node_init = node_configs(server, self.rendered.initialize, self.hosts, ip, fs)
 
         # environment: production env with hosts pointed at loopback and paths re-rooted
         env = {k: " ".join(rewrite(part, ()) for part in _split_env(v)) for k, v in pod.env.items()}
@@ -819,6 +810,34 @@ def _is_output_path(prod: str, server: dict[str, Any]) -> bool:
     return prod in outputs
 
 
+def node_configs(server: dict[str, Any], initialize: Optional[dict[str, Any]], hosts: dict[str, str], ip: str,
+                 fs: Path) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    """One node's server.json and initialize.json from the production ones: paths re-rooted
+    under ``fs``, pod hosts mapped to loopback, listeners bound to ``ip``."""
+    def rewrite(value: str, _path: tuple) -> str:
+        return reroot(rewrite_hosts(value, hosts), fs)
+
+    node_server = walk_strings(server, rewrite)
+    bind_listeners(node_server, ip)
+    # Declarative audit devices are stored in the barrier and compared with every node's
+    # config on unseal: a file_path that differs between nodes makes the next active node
+    # fail ("modifications to audit devices are not allowed ... file_path differs"). Keep
+    # the string identical on all nodes: relative to the node's cwd (its root dir).
+    for prod_path, node_path in zip(_audit_file_paths(server), _audit_file_paths(node_server)):
+        if is_abs_path(prod_path):
+            _set_audit_file_path(node_server, node_path, "fs" + prod_path)
+    node_init = walk_strings(initialize, rewrite) if initialize else None
+    return node_server, node_init
+
+
+def audit_file_path(server: dict[str, Any]) -> str:
+    """The production path of the first file audit device (not stdout) the config declares."""
+    for path in _audit_file_paths(server):
+        if is_abs_path(path):
+            return path
+    raise HarnessError("the rendered config declares no file audit device")
+
+
 def _audit_file_paths(server: dict[str, Any]) -> list[str]:
     paths = []
     for block in server.get("audit", []) or []:
@@ -881,18 +900,10 @@ def apply_render(cluster: BaoCluster, new: Rendered, sync_dirs: Iterable[str] = 
     for node in cluster.nodes:
         fs = node.root / "fs"
 
-        def rewrite(value: str, _path: tuple) -> str:
-            return reroot(rewrite_hosts(value, cluster.hosts), fs)
-
-        node_server = walk_strings(server, rewrite)
-        bind_listeners(node_server, node.ip)
-        for prod_path, node_path in zip(_audit_file_paths(server), _audit_file_paths(node_server)):
-            if is_abs_path(prod_path):
-                _set_audit_file_path(node_server, node_path, "fs" + prod_path)
+        node_server, node_init = node_configs(server, new.initialize, cluster.hosts, node.ip, fs)
         (node.config_dir / "server.json").write_text(json.dumps(_map_urls(node_server, maps), indent=2))
-        if new.initialize is not None:
-            node_init = _map_urls(walk_strings(new.initialize, rewrite), maps)
-            (node.config_dir / "initialize.json").write_text(json.dumps(node_init, indent=2))
+        if node_init is not None:
+            (node.config_dir / "initialize.json").write_text(json.dumps(_map_urls(node_init, maps), indent=2))
         prod_dirs = {str(Path(p).parent) for p in referenced if Path(p).parent.name in sync_dirs}
         for prod_dir in prod_dirs:
             source, target = new.root / Path(prod_dir).name, node.path(prod_dir)

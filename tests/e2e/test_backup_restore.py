@@ -20,7 +20,7 @@ from components.backup import TOKEN_SECONDS, backup_environment
 from components.scripts import script
 from components.server_config import backup_service_account
 from components.settings import parse_settings
-from tests.e2e.harness import (KUBE_API_PORT, BaoCluster, BaoNode, bao_binary, bao_cli, map_url, reroot,
+from tests.e2e.harness import (KUBE_API_PORT, BaoCluster, audit_file_path, BaoNode, bao_binary, bao_cli, map_url, reroot,
                                rewrite_hosts, wait_until)
 from tests.support.program import stack_config
 
@@ -110,14 +110,6 @@ def _audit_paths(node: BaoNode, audit_prod: str) -> list[str]:
     return [json.loads(line).get("request", {}).get("path", "") for line in lines]
 
 
-def _audit_file(cluster: BaoCluster) -> str:
-    for block in cluster.rendered.server.get("audit", []):
-        for device in block.get("file", {}).values():
-            fp = device.get("options", {}).get("file_path", "")
-            if fp.startswith("/"):
-                return fp
-    raise AssertionError("the render declares no file audit device")
-
 
 def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
     started = time.monotonic()
@@ -174,7 +166,7 @@ def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
     assert len(snaps) == 1 and job.leftovers() == [], (snaps, job.leftovers(), first.stderr)
     assert f"saved {snaps[0].name}" in first.stderr, first.stderr
     _verify_snapshot(snaps[0])
-    audit_prod = _audit_file(cluster)
+    audit_prod = audit_file_path(cluster.rendered.server)
     wait_until("the job's token revoked (audit log)",
                lambda: "auth/token/revoke-self" in _audit_paths(cluster.wait_leader(), audit_prod)[-50:], timeout=15)
     # retention: another run with BACKUP_KEEP=1 keeps only the newest (names have 1 s resolution)

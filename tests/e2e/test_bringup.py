@@ -7,19 +7,11 @@ import json
 import re
 import time
 
-from tests.e2e.harness import BaoCluster, wait_until
+from tests.e2e.harness import audit_file_path, wait_until
 
 BOOTSTRAP_LOG = "this node self-initialises the cluster"
 TOKEN_RE = re.compile(r"\b(?:hvs|s|b|r)\.[A-Za-z0-9]{20,}\b")
 
-
-def _audit_file(cluster: BaoCluster) -> str:
-    for block in cluster.rendered.server.get("audit", []):
-        for device in block.get("file", {}).values():
-            path = device.get("options", {}).get("file_path", "")
-            if path.startswith("/"):
-                return path
-    raise AssertionError("the rendered config declares no file audit device")
 
 
 def test_zero_touch_bringup(make_cluster):
@@ -68,7 +60,7 @@ def test_zero_touch_bringup(make_cluster):
     assert audit.status == 200 and any(v["type"] == "file" for v in audit.body["data"].values()), audit.body
 
     # the declarative audit device writes on the active node: our login and KV write are there
-    audit_path = leader.path(_audit_file(cluster))
+    audit_path = leader.path(audit_file_path(cluster.rendered.server))
 
     def audit_has_kv_write():
         if not audit_path.exists():
