@@ -75,27 +75,25 @@ def _policy(settings: Settings, name: str, pod_labels: Mapping[str, str], *,
             "metadata": metadata(settings, name), "spec": spec}
 
 
-def edge_peer(settings: Settings, gateway_proxy_namespace: Optional[str] = None,
-              gateway_proxy_pod_labels: Optional[Mapping[str, str]] = None) -> Optional[dict[str, Any]]:
+def edge_peer(settings: Settings) -> Optional[dict[str, Any]]:
     """The pods that proxy public traffic to OpenBao, or None when nothing is published.
 
     nginx: the controller's namespace AND pod labels. Gateway API: the proxies' namespace
-    (by default the Gateway's; implementations that run proxies elsewhere need
-    ``gateway_proxy_namespace``), narrowed by pod labels when given.
+    (by default the Gateway's; implementations that run proxies elsewhere set
+    ``ingress.gatewayProxyNamespace``), narrowed by ``ingress.gatewayProxyPodLabels`` when set.
     """
     ing = settings.ingress
     if ing.mode == "nginx":
         return _in_namespace(ing.controller_namespace, dict(ing.controller_pod_labels))
     if ing.mode == "gateway":
-        return _in_namespace(gateway_proxy_namespace or ing.gateway_namespace, gateway_proxy_pod_labels)
+        return _in_namespace(ing.gateway_proxy_namespace or ing.gateway_namespace, dict(ing.gateway_proxy_pod_labels))
     return None
 
 
-def api_client_peers(settings: Settings, gateway_proxy_namespace: Optional[str] = None,
-                     gateway_proxy_pod_labels: Optional[Mapping[str, str]] = None) -> list[dict[str, Any]]:
+def api_client_peers(settings: Settings) -> list[dict[str, Any]]:
     """Everyone outside the OpenBao pods that may call the API on 8200."""
     peers: list[dict[str, Any]] = []
-    edge = edge_peer(settings, gateway_proxy_namespace, gateway_proxy_pod_labels)
+    edge = edge_peer(settings)
     if edge:
         peers.append(edge)
     peers.extend(_in_namespace(ns) for ns in settings.network.client_namespaces)
@@ -117,11 +115,10 @@ def default_deny_policy(settings: Settings) -> dict[str, Any]:
     return _policy(settings, f"{settings.name}-default-deny", {}, ingress=[], egress=[])
 
 
-def server_policy(settings: Settings, gateway_proxy_namespace: Optional[str] = None,
-                  gateway_proxy_pod_labels: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+def server_policy(settings: Settings) -> dict[str, Any]:
     """The OpenBao pods' allowed flows."""
     ingress = [{"from": [_local_pods(settings.selector_labels)], "ports": _tcp(API_PORT, CLUSTER_PORT)}]
-    clients = api_client_peers(settings, gateway_proxy_namespace, gateway_proxy_pod_labels)
+    clients = api_client_peers(settings)
     if clients:
         ingress.append({"from": clients, "ports": _tcp(API_PORT)})
     egress = [
@@ -139,12 +136,11 @@ def backup_policy(settings: Settings) -> dict[str, Any]:
     return _policy(settings, f"{settings.name}-backup", backup_labels(settings), ingress=[], egress=egress)
 
 
-def network_policies(settings: Settings, gateway_proxy_namespace: Optional[str] = None,
-                     gateway_proxy_pod_labels: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
+def network_policies(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every NetworkPolicy for the stack, keyed by role (used for child resource names)."""
     policies = {
         "default-deny": default_deny_policy(settings),
-        "server": server_policy(settings, gateway_proxy_namespace, gateway_proxy_pod_labels),
+        "server": server_policy(settings),
     }
     if settings.backup.enabled:
         policies["backup"] = backup_policy(settings)
@@ -153,16 +149,9 @@ def network_policies(settings: Settings, gateway_proxy_namespace: Optional[str] 
 
 @dataclass(frozen=True)
 class NetworkPoliciesArgs:
-    """Inputs of OpenBaoNetworkPolicies.
-
-    ``gateway_proxy_namespace``/``gateway_proxy_pod_labels`` narrow the Gateway API peer
-    when the implementation's proxies do not run in the Gateway's namespace (or to select
-    only the proxy pods there); None keeps the Gateway's namespace, all pods.
-    """
+    """Inputs of OpenBaoNetworkPolicies."""
 
     settings: Settings
-    gateway_proxy_namespace: Optional[str] = None
-    gateway_proxy_pod_labels: Optional[Mapping[str, str]] = None
 
 
 class OpenBaoNetworkPolicies(pulumi.ComponentResource):
@@ -176,8 +165,7 @@ class OpenBaoNetworkPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         created = [
             k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=obj["metadata"], spec=obj["spec"], opts=child)
-            for role, obj in network_policies(args.settings, args.gateway_proxy_namespace,
-                                              args.gateway_proxy_pod_labels).items()
+            for role, obj in network_policies(args.settings).items()
         ]
         self.policy_names = pulumi.Output.all(*[p.metadata.name for p in created])
         self.register_outputs({"policy_names": self.policy_names})

@@ -74,8 +74,7 @@ class OpenBaoPlatform(pulumi.ComponentResource):
         )
         OpenBaoNetworkPolicies(
             f"{name}-network",
-            NetworkPoliciesArgs(settings=s, gateway_proxy_namespace=s.ingress.gateway_proxy_namespace,
-                                gateway_proxy_pod_labels=dict(s.ingress.gateway_proxy_pod_labels) or None),
+            NetworkPoliciesArgs(settings=s),
             opts=in_ns)
         if s.ingress.mode != "none":
             OpenBaoEdge(f"{name}-edge", EdgeArgs(settings=s, ca_cert_pem=pki.ca_cert_pem),

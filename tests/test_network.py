@@ -63,13 +63,13 @@ def endpoints(s: Settings) -> dict[str, Endpoint]:
 Flow = tuple[str, str, int, str]
 
 
-def cluster_for(s: Settings, **kwargs: Any) -> Cluster:
-    return Cluster({n: {} for n in {*NAMESPACES, s.namespace}}, list(network_policies(s, **kwargs).values()))
+def cluster_for(s: Settings) -> Cluster:
+    return Cluster({n: {} for n in {*NAMESPACES, s.namespace}}, list(network_policies(s).values()))
 
 
-def allowed_flows(s: Settings, **kwargs: Any) -> set[Flow]:
+def allowed_flows(s: Settings) -> set[Flow]:
     """Every admitted flow that touches OpenBao's namespace (the only one our policies govern)."""
-    c, eps = cluster_for(s, **kwargs), endpoints(s)
+    c, eps = cluster_for(s), endpoints(s)
     return {(a, b, port, proto)
             for a, src in eps.items() for b, dst in eps.items() if a != b
             and s.namespace in (getattr(src, "namespace", None), getattr(dst, "namespace", None))
@@ -146,9 +146,9 @@ def test_gateway_mode_admits_the_gateway_namespace_instead_of_nginx() -> None:
 
 
 def test_gateway_proxies_elsewhere_can_be_narrowed_to_their_namespace_and_labels() -> None:
-    s = settings(ingress={"mode": "gateway"})
-    flows = allowed_flows(s, gateway_proxy_namespace="envoy-gateway-system",
-                          gateway_proxy_pod_labels={"app.kubernetes.io/component": "proxy"})
+    s = settings(ingress={"mode": "gateway", "gatewayProxyNamespace": "envoy-gateway-system",
+                          "gatewayProxyPodLabels": {"app.kubernetes.io/component": "proxy"}})
+    flows = allowed_flows(s)
     assert flows == EXPECTED - _to_servers(["nginx"]) | _to_servers(["eg-proxy"])
 
 
