@@ -332,6 +332,10 @@ exec "$@"
 """
 
 
+FAKE_KUBE_NEEDS = ("the fake Kubernetes API needs a private mount namespace (`unshare -m`): run the suite as "
+                   "root (as CI does) or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+
+
 def mount_namespace_available() -> bool:
     """Can we run a command in a private mount namespace (root or user namespaces)?"""
     unshare = shutil.which("unshare")

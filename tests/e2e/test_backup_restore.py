@@ -14,14 +14,12 @@ import tarfile
 import time
 from pathlib import Path
 
-import pytest
-
 from components.backup import TOKEN_SECONDS, backup_environment
 from components.scripts import script
 from components.server_config import backup_service_account
 from components.settings import parse_settings
-from tests.e2e.harness import (KUBE_API_PORT, BaoCluster, audit_file_path, BaoNode, bao_binary, bao_cli, map_url, reroot,
-                               rewrite_hosts, wait_until)
+from tests.e2e.harness import (FAKE_KUBE_NEEDS, KUBE_API_PORT, BaoCluster, BaoNode, audit_file_path, bao_binary,
+                               bao_cli, map_url, reroot, rewrite_hosts, wait_until)
 from tests.support.program import stack_config
 
 IP_BASE = "127.0.2.11"
@@ -37,8 +35,7 @@ def _settings():
 
 def _fake_kube(cluster: BaoCluster) -> None:
     """kubernetes auth talks to the fake API: https://kubernetes.default.svc -> its address."""
-    if cluster.kube_api is None:
-        pytest.skip("needs the fake Kubernetes API (private mount namespace: run as root or with user namespaces)")
+    assert cluster.kube_api is not None, FAKE_KUBE_NEEDS
     map_url(cluster, KUBERNETES_HOST, f"https://{cluster.kube_api_ip}:{KUBE_API_PORT}")
 
 

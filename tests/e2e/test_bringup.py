@@ -7,7 +7,7 @@ import json
 import re
 import time
 
-from tests.e2e.harness import audit_file_path, wait_until
+from tests.e2e.harness import FAKE_KUBE_NEEDS, audit_file_path, wait_until
 
 BOOTSTRAP_LOG = "this node self-initialises the cluster"
 TOKEN_RE = re.compile(r"\b(?:hvs|s|b|r)\.[A-Za-z0-9]{20,}\b")
@@ -81,18 +81,19 @@ def test_zero_touch_bringup(make_cluster):
     assert "root token generated" in cluster.node(designated).log_text()
 
     # service registration (fake Kubernetes API): the leader pod is labelled active
-    if cluster.kube_api is not None:
-        def labels_settled():
-            leader_now = cluster.wait_leader()
-            labels = {n.name: cluster.kube_api.labels(n.name) for n in cluster.nodes}
-            ok = all(
-                labels[n.name].get("openbao-active") == ("true" if n is leader_now else "false")
-                and labels[n.name].get("openbao-sealed") == "false"
-                and labels[n.name].get("openbao-initialized") == "true"
-                for n in cluster.nodes)
-            return labels if ok else None
+    assert cluster.kube_api is not None, FAKE_KUBE_NEEDS
 
-        wait_until("openbao-active label on the leader only", labels_settled, timeout=30)
+    def labels_settled():
+        leader_now = cluster.wait_leader()
+        labels = {n.name: cluster.kube_api.labels(n.name) for n in cluster.nodes}
+        ok = all(
+            labels[n.name].get("openbao-active") == ("true" if n is leader_now else "false")
+            and labels[n.name].get("openbao-sealed") == "false"
+            and labels[n.name].get("openbao-initialized") == "true"
+            for n in cluster.nodes)
+        return labels if ok else None
+
+    wait_until("openbao-active label on the leader only", labels_settled, timeout=30)
 
     elapsed = time.monotonic() - started
     print(f"\nbring-up to {n} healthy voters + checks: {elapsed:.1f}s (kube={cluster.kube_mode})")

@@ -95,7 +95,8 @@ def _check_data(cluster: BaoCluster, token: str) -> None:
 def test_unseal_key_rotation_runbook(make_cluster, rendered, tmp_path):
     stack = os.environ.get("E2E_STACK", "dev")
     if os.environ.get("E2E_RENDER_DIR") or rendered.server["seal"]["static"].get("current_key_id") != "unseal-v1":
-        pytest.skip("needs the default render (key version 1) of E2E_STACK")
+        pytest.fail("this test re-renders E2E_STACK from key version 1: unset E2E_RENDER_DIR (it was given a "
+                    "render it cannot re-create)")
     started = time.monotonic()
     cluster = make_cluster(ip_base=IP_BASE)
     cluster.start()
