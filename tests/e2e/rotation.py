@@ -6,7 +6,6 @@ clients on new and kept-alive connections that record every served certificate a
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import ssl
 import threading
@@ -16,62 +15,14 @@ from pathlib import Path
 from typing import Optional
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from tests.e2e.certs import TestCA, cert_sans
 from tests.e2e.harness import (API_PORT, BaoCluster, BaoNode, _PinnedHTTPSConnection, _verified_context,
                                wait_until, write_secret_volume)
 
 KV_PATH = "/v1/secret/data/e2e/rotation"
 RELOAD_LOG = "tls auto-reload: reloaded TLS certificate"
-
-
-class RotationCA:
-    """A CA whose key the test keeps, issuing server certs with the rendered cert's SANs."""
-
-    def __init__(self, template: x509.Certificate) -> None:
-        self.template = template
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e rotation CA")])
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(minutes=5))
-                     .not_valid_after(now + datetime.timedelta(days=2))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                     .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                                  key_encipherment=False, data_encipherment=False,
-                                                  key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                                  encipher_only=False, decipher_only=False), critical=True)
-                     .sign(self.key, hashes.SHA256()))
-
-    def issue(self) -> tuple[x509.Certificate, bytes]:
-        """A new server certificate (new key, new serial) for the template's subject and SANs."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        sans = self.template.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        cert = (x509.CertificateBuilder().subject_name(self.template.subject).issuer_name(self.cert.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(sans, critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                             key_encipherment=True, data_encipherment=False, key_agreement=False,
-                                             key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                             decipher_only=False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                      ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-                .sign(self.key, hashes.SHA256()))
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        return cert, key_pem
-
-    def volume(self, cert: x509.Certificate, key_pem: bytes) -> dict[str, bytes]:
-        """The Secret's keys as the pods mount them."""
-        return {"tls.crt": cert.public_bytes(serialization.Encoding.PEM), "tls.key": key_pem,
-                "ca.crt": self.cert.public_bytes(serialization.Encoding.PEM)}
 
 
 class Traffic(threading.Thread):
@@ -158,18 +109,20 @@ class Rotation:
     """A cluster prepared for rotation: nodes serve ``cert1`` from a kubelet-style volume."""
 
     cluster: BaoCluster
-    ca: RotationCA
+    ca: TestCA
+    subject: x509.Name
+    sans: x509.SubjectAlternativeName
     tls_prod: Path
     der1: bytes
 
     @classmethod
     def prepare(cls, cluster: BaoCluster) -> "Rotation":
         """Before ``cluster.start()``: our CA and a first cert on every node."""
-        rendered_cert = x509.load_pem_x509_certificate((cluster.rendered.root / "tls" / "tls.crt").read_bytes())
-        ca = RotationCA(rendered_cert)
-        cert1, key1 = ca.issue()
-        tls_prod = use_secret_volume(cluster, ca.volume(cert1, key1))
-        return cls(cluster, ca, tls_prod, cert1.public_bytes(serialization.Encoding.DER))
+        subject, sans = cert_sans((cluster.rendered.root / "tls" / "tls.crt").read_bytes())
+        ca = TestCA("e2e rotation CA")
+        cert1, key1 = ca.issue(subject, sans)
+        tls_prod = use_secret_volume(cluster, ca.secret_files(cert1, key1))
+        return cls(cluster, ca, subject, sans, tls_prod, cert1.public_bytes(serialization.Encoding.DER))
 
     def seed(self, token: str) -> None:
         """The KV entry the kept-alive clients read, replicated to every node before traffic starts."""
@@ -187,11 +140,11 @@ class Rotation:
         try:
             wait_until("client traffic on every node", lambda: all(
                 traffic.new_conn[n] >= 5 and traffic.kept_alive[n] >= 5 for n in traffic.new_conn), timeout=60)
-            cert2, key2 = self.ca.issue()
+            cert2, key2 = self.ca.issue(self.subject, self.sans)
             der2 = cert2.public_bytes(serialization.Encoding.DER)
             swapped: dict[str, float] = {}
             for node in nodes:
-                write_secret_volume(node.path(str(self.tls_prod)), self.ca.volume(cert2, key2))
+                write_secret_volume(node.path(str(self.tls_prod)), self.ca.secret_files(cert2, key2))
                 swapped[node.name] = time.monotonic()
 
             def first_new(name: str) -> Optional[float]:

@@ -6,11 +6,11 @@ keeps serving its data, and once the input is fixed the node comes back with no 
 
 from __future__ import annotations
 
-import datetime
 import re
 from pathlib import Path
 from typing import Any, Optional
 
+from tests.e2e.certs import TestCA, cert_sans
 from tests.e2e.harness import API_PORT, BaoCluster, BaoNode, https_request, wait_until
 
 IP_BASE = "127.0.1.11"  # this file's loopback range (fake Kubernetes API on 127.0.1.10)
@@ -28,10 +28,7 @@ def _since_last_start(node: BaoNode) -> str:
 
 def _healthy_cluster(cluster: BaoCluster) -> tuple[str, str]:
     """Start every node, wait for all voters healthy; returns (admin token, cluster id)."""
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass(timeout=60)
-    cluster.wait_voters_healthy(token, timeout=120)
+    token = cluster.start_healthy()
     return token, cluster.wait_leader().health()["cluster_id"]
 
 
@@ -70,79 +67,6 @@ def _ca_paths(cluster: BaoCluster, node: BaoNode) -> set[Path]:
 def _server_cert_paths(cluster: BaoCluster, node: BaoNode) -> tuple[Path, Path]:
     tcp = cluster.rendered.server["listener"][0]["tcp"]
     return node.path(tcp["tls_cert_file"]), node.path(tcp["tls_key_file"])
-
-
-# ---- certificates (cryptography)
-
-
-def _new_key():
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _make_ca(common_name: str):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "openbao-platform e2e"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    return cert, key
-
-
-def _issue(ca_cert, ca_key, sans: Any, common_name: str) -> tuple[bytes, bytes]:
-    """A server (+client) certificate signed by ``ca``; ``sans`` is an x509.SubjectAlternativeName."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = _new_key()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(sans, critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
-                                         content_commitment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
-
-
-def _rendered_sans(cluster: BaoCluster):
-    from cryptography import x509
-
-    cert = x509.load_pem_x509_certificate((cluster.rendered.root / "tls" / "tls.crt").read_bytes())
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,24 +134,22 @@ def test_certificate_not_matching_pod_name_is_refused_by_peers(make_cluster):
     joiners = [n for n in cluster.nodes if n is not bootstrap]
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     # One fresh CA (the render ships no CA key) that every node trusts; every node gets a
     # correct certificate (the rendered SANs) except the bootstrap node, whose SANs are wrong.
-    ca_cert, ca_key = _make_ca("openbao e2e CA (SAN test)")
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    good = _issue(ca_cert, ca_key, _rendered_sans(cluster), "openbao e2e server")
+    ca = TestCA("openbao e2e CA (SAN test)")
+    subject, sans = cert_sans((cluster.rendered.root / "tls" / "tls.crt").read_bytes())
+    good = ca.secret_files(*ca.issue(subject, sans))
     wrong_names = ["openbao-0.openbao-internal.openbao-elsewhere.svc", "openbao.example.invalid"]
     assert not any(bootstrap.host.endswith(w.split(".", 1)[1]) for w in wrong_names)
-    wrong = _issue(ca_cert, ca_key, x509.SubjectAlternativeName([x509.DNSName(w) for w in wrong_names]),
-                   "openbao e2e wrong server")
+    wrong = ca.secret_files(*ca.issue(subject, x509.SubjectAlternativeName([x509.DNSName(w) for w in wrong_names])))
     for node in cluster.nodes:
         for ca_path in _ca_paths(cluster, node):
-            ca_path.write_bytes(ca_pem)
+            ca_path.write_bytes(ca.pem)
         crt, key = _server_cert_paths(cluster, node)
-        pem_crt, pem_key = wrong if node is bootstrap else good
-        crt.write_bytes(pem_crt)
-        key.write_bytes(pem_key)
+        files = wrong if node is bootstrap else good
+        crt.write_bytes(files["tls.crt"])
+        key.write_bytes(files["tls.key"])
     cluster.start()
 
     # the bootstrap node self-initialises and leads a cluster of one
@@ -267,8 +189,8 @@ def test_certificate_not_matching_pod_name_is_refused_by_peers(make_cluster):
 
     # fix the certificate (SIGHUP reloads it): the others join THIS cluster, data intact
     crt, key = _server_cert_paths(cluster, bootstrap)
-    crt.write_bytes(good[0])
-    key.write_bytes(good[1])
+    crt.write_bytes(good["tls.crt"])
+    key.write_bytes(good["tls.key"])
     bootstrap.hup()
     cluster.wait_unsealed(timeout=120)
     token = cluster.login_userpass(timeout=60)
@@ -285,7 +207,6 @@ def test_node_with_foreign_ca_cannot_join(make_cluster):
     """A node that lost its volume comes back with a ca.crt from another CA: it cannot verify
     any peer during retry_join ("unknown authority"), so it stays uninitialised (it neither
     joins nor bootstraps); the cluster keeps serving. With the right CA it rejoins."""
-    from cryptography.hazmat.primitives import serialization
 
     cluster = make_cluster(mode="script", ip_base=IP_BASE)
     token, cluster_id = _healthy_cluster(cluster)
@@ -295,12 +216,12 @@ def test_node_with_foreign_ca_cannot_join(make_cluster):
     victim = _standby_to_break(cluster)
     assert victim.stop(timeout=30) == 0
     victim.wipe_data()  # a fresh volume: it must join through retry_join
-    foreign_ca, _ = _make_ca("some other CA")
+    foreign_ca = TestCA("some other CA")
     ca_paths = _ca_paths(cluster, victim)
     assert cluster.ca_file not in ca_paths, "the harness's own CA file must stay the real one"
     originals = {p: p.read_bytes() for p in ca_paths}
     for p in ca_paths:
-        p.write_bytes(foreign_ca.public_bytes(serialization.Encoding.PEM))
+        p.write_bytes(foreign_ca.pem)
     victim.start()
 
     unknown = re.compile(r"x509: certificate signed by unknown authority")
