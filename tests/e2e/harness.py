@@ -46,7 +46,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from tests.e2e.fake_k8s import FakeKubeAPI
+from tests.support.render_cli import run_render
 
 REPO = Path(__file__).resolve().parents[2]
 API_PORT = 8200
@@ -148,13 +148,7 @@ class Rendered:
 def render(stack: str, out: os.PathLike | str, timeout: float = 300,
            overrides: Optional[dict[str, Any]] = None) -> Rendered:
     """Run `python -m tools.render --stack STACK --out OUT` and load the result."""
-    cmd = [sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out)]
-    for key, value in (overrides or {}).items():
-        cmd += ["--set", f"{key}={json.dumps(value)}"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise HarnessError(f"render failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    return Rendered.load(out)
+    return Rendered.load(run_render(stack, Path(out), overrides, timeout))
 
 
 # --------------------------------------------------------------------------------------

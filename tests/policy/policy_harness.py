@@ -23,6 +23,8 @@ import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from tests.support.render_cli import run_render
+
 ROOT = Path(__file__).resolve().parents[2]
 PACK_DIR = ROOT / "policies"
 PROJECT = "openbao-platform"
@@ -180,12 +182,7 @@ class PolicyAnalyzer:
 
 def render_stack(stack: str, out_dir: Path, timeout: float = 600) -> list[dict[str, Any]]:
     """Run ``python -m tools.render --stack <stack> --out <dir>`` and load resources.json."""
-    result = subprocess.run([sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out_dir)],
-                            cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"tools.render --stack {stack} failed ({result.returncode}):\n"
-                           f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    resources = json.loads((out_dir / "resources.json").read_text())
+    resources = json.loads((run_render(stack, out_dir, timeout=timeout) / "resources.json").read_text())
     if not isinstance(resources, list) or not resources:
         raise RuntimeError(f"{out_dir / 'resources.json'} holds no resources")
     return resources

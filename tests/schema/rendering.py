@@ -6,34 +6,28 @@ Interface relied on: ``python -m tools.render --stack dev|prod --out DIR
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.render_cli import run_render
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: variant -> (stack, overrides). The prod stack is rendered in both edge modes.
-RENDER_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "dev": ("dev", ()),
-    "prod-nginx": ("prod", ('ingress.mode="nginx"',)),
-    "prod-gateway": ("prod", ('ingress.mode="gateway"',)),
+RENDER_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dev": ("dev", {}),
+    "prod-nginx": ("prod", {"ingress.mode": "nginx"}),
+    "prod-gateway": ("prod", {"ingress.mode": "gateway"}),
 }
 
 
 def render(variant: str, out: Path) -> Path:
     """Render one variant into ``out``; fail the test loudly if the renderer fails."""
     stack, overrides = RENDER_VARIANTS[variant]
-    cmd = [sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out)]
-    for override in overrides:
-        cmd += ["--set", override]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"render failed ({' '.join(cmd[1:])}), exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    manifests = out / "manifests"
+    manifests = run_render(stack, out, overrides) / "manifests"
     if not sorted(manifests.glob("*.yaml")):
         pytest.fail(f"render wrote no manifests under {manifests}")
     return manifests
