@@ -49,7 +49,8 @@ def test_resources_json_is_what_the_engine_sees(prod_render: tuple[Path, object]
     out, run = prod_render
     resources = json.loads((out / "resources.json").read_text())
     assert len(resources) == len(run.registrations)  # type: ignore[attr-defined]
-    assert all(set(r) == {"type", "name", "props"} for r in resources)
+    assert all(set(r) == {"type", "name", "urn", "options", "props"} for r in resources)
+    assert all(r["urn"].startswith("urn:pulumi:prod::openbao-platform::") for r in resources)
     (sts,) = [r for r in resources if r["type"] == "kubernetes:apps/v1:StatefulSet"]
     assert sts["props"]["spec"]["updateStrategy"] == {"type": "OnDelete"}  # camelCase as registered
     assert isinstance(sts["props"]["spec"]["replicas"], int)

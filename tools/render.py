@@ -4,7 +4,8 @@
 
 Writes
   DIR/manifests/      every Kubernetes object as YAML, one file per object
-  DIR/resources.json  every registered resource as the engine sees it: {"type", "name", "props"}
+  DIR/resources.json  every registered resource as the engine sees it: {"type", "name", "urn",
+                      "options" (protect, retainOnDelete, customTimeouts, aliases, ... when set), "props"}
   DIR/openbao/        the OpenBao config as the pods read it (config/), the certificates and
                       key files it names (tls/, unseal/, init/), and pods.json (per-pod env)
 
@@ -143,11 +144,17 @@ def render(stack: str, out: Path, overrides: Optional[dict[str, Any]] = None,
     objects = sorted((manifest(reg, include_secrets) for reg in run.kubernetes_objects()), key=_apply_order)
     for i, obj in enumerate(objects):
         (manifests / _file_name(i, obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
-    resources = [{"type": r.type, "name": r.name, "props": _normalise(redact(r.props, include_secrets))}
+    resources = [{"type": r.type, "name": r.name, "urn": r.urn, "options": review_options(r.options),
+                  "props": _normalise(redact(r.props, include_secrets))}
                  for r in run.registrations]
     (out / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
     write_openbao_dir(run, raw, out / "openbao")
     return run
+
+
+def review_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The resource options a reviewer needs, without the empty defaults and the dependency list."""
+    return {k: v for k, v in options.items() if v not in (False, [], {}, "") and k != "dependsOn"}
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.settings import PROJECT
@@ -33,11 +34,70 @@ class Registration:
     name: str
     props: dict[str, Any]
     custom: bool
+    urn: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Resource options as the engine receives them (see ``RecordingMonitor``)."""
 
     @property
     def plain_props(self) -> dict[str, Any]:
         """Props with secret wrappers removed (for assertions; never print these)."""
         return unwrap(self.props)
+
+
+def _options(request: Any) -> dict[str, Any]:
+    """The lifecycle options of a RegisterResourceRequest, in the engine's own field names.
+
+    ``MockResourceArgs`` carries no options, so the monitor reads them off the request the SDK
+    sent: what a test asserts here is exactly what the engine would be told.
+    """
+    opts: dict[str, Any] = {
+        "protect": request.protect if request.HasField("protect") else False,
+        "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+        "ignoreChanges": list(request.ignoreChanges),
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "aliases": [_alias(a) for a in request.aliases],
+        "dependsOn": sorted(request.dependencies),
+        "provider": request.provider,
+    }
+    t = request.customTimeouts
+    opts["customTimeouts"] = {k: getattr(t, k) for k in ("create", "update", "delete") if getattr(t, k)}
+    if request.HasField("replacement_trigger"):
+        opts["replacementTrigger"] = json_format.MessageToDict(request.replacement_trigger)
+    return opts
+
+
+def _alias(alias: Any) -> dict[str, Any]:
+    if alias.urn:
+        return {"urn": alias.urn}
+    spec = json_format.MessageToDict(alias.spec)
+    return {k: v for k, v in spec.items() if v not in ("", False)}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that keeps each request's URN and options for the registration it makes."""
+
+    def __init__(self, mocks: "RecordingMocks") -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's URN: the parent's full qualified type chain, the root Stack left out.
+
+        The SDK's MockMonitor keeps only the parent's last type and keeps ``pulumi:pulumi:Stack``;
+        the engine does neither (pulumi/pulumi pkg/resource/deploy/deployment.go,
+        ``Deployment.generateURN``, at 1b59498). The committed URN list must be the real one.
+        """
+        qualified = parent.split("::")[2] if parent else ""
+        if qualified and qualified != "pulumi:pulumi:Stack":
+            type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recording.attach(request.type, request.name, response.urn, _options(request))
+        return response
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -54,6 +114,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         fake = FAKES.get(args.typ)
         outputs = fake(unwrap(args.inputs)) if fake else dict(args.inputs)
         return f"{args.name}-id", outputs
+
+    def attach(self, typ: str, name: str, urn: str, options: dict[str, Any]) -> None:
+        """Give the registration the monitor just made its URN and options."""
+        with self._lock:
+            for reg in reversed(self.registrations):
+                if reg.type == typ and reg.name == name and not reg.urn:
+                    reg.urn, reg.options = urn, options
+                    return
+        raise AssertionError(f"monitor saw {typ} {name} but the mocks did not")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
         raise NotImplementedError(f"the program must not call provider functions ({args.token})")
@@ -98,6 +167,13 @@ class ProgramRun:
     def kubernetes_objects(self) -> list[Registration]:
         return [r for r in self.registrations if r.custom and r.type.startswith("kubernetes:")]
 
+    def by_name(self, name: str) -> Registration:
+        """The registration of that Pulumi resource name (names are unique per program)."""
+        found = [r for r in self.registrations if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name}")
+        return found[0]
+
     def object(self, kind: str, name: str) -> dict[str, Any]:
         """The plain Kubernetes object of that kind and metadata.name."""
         for r in self.kubernetes_objects():
@@ -111,7 +187,7 @@ def run_program(stack: str, raw: Optional[dict[str, Any]] = None, root: Path = R
     """Run ``__main__.py`` for ``stack`` under mocks; wait for every output to resolve."""
     raw = stack_config(stack, root) if raw is None else raw
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(engine_config(raw))
     outputs: dict[str, Any] = {}
 
