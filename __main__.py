@@ -4,13 +4,13 @@ Thin on purpose: load and validate settings (fails before any resource exists), 
 platform, export what clients need. The unseal key is never exported.
 """
 
-from components.platform import OpenBaoPlatform, OpenBaoPlatformArgs
+from components.platform import RESOURCE_NAME, OpenBaoPlatform, OpenBaoPlatformArgs, resource_options
 from components.settings import load_settings
 
 import pulumi
 
 settings = load_settings()
-platform = OpenBaoPlatform(settings.name, OpenBaoPlatformArgs(settings=settings))
+platform = OpenBaoPlatform(RESOURCE_NAME, OpenBaoPlatformArgs(settings=settings), opts=resource_options(settings))
 
 pulumi.export("api_url", platform.api_url)
 pulumi.export("ca_cert_pem", platform.ca_cert_pem)

@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components import cluster_manifests as cm
 from components.k8s_args import typed_kwargs
+from components.lifecycle import stateful
 from components.scripts import script
 from components.server_config import API_PORT, backup_service_account
 from components.settings import Settings
@@ -144,9 +145,10 @@ class OpenBaoBackup(pulumi.ComponentResource):
         sa = k8s.core.v1.ServiceAccount(
             f"{name}-sa", **typed_kwargs(cm.service_account(s, backup_service_account(s), False)), opts=child)
         script_cm = k8s.core.v1.ConfigMap(f"{name}-script", **typed_kwargs(script_config_map(s)), opts=child)
+        # The snapshots: kept when the stack goes (retain), never replaced or deleted by a diff.
         pvc = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-pvc", **typed_kwargs(volume_claim(s)),
-            opts=child)
+            opts=stateful(self, s.protect, retain=True))
         job_obj = cron_job(s, "")
         job = k8s.batch.v1.CronJob(
             f"{name}-cronjob",

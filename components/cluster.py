@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components import cluster_manifests as m
 from components.k8s_args import typed_kwargs as _body
+from components.lifecycle import STATEFULSET_TIMEOUTS, stateful
 from components.server_config import config_files
 from components.settings import Settings
 
@@ -64,12 +65,14 @@ class OpenBaoCluster(pulumi.ComponentResource):
             return m.stateful_set(s, files, tls_name, unseal_name, init_name)["spec"]
 
         sts_obj = m.stateful_set(s, files, "", "", None)
+        # A replacement would delete every voter at once: protected, orphaning on delete, and
+        # given the time a real multi-zone bring-up takes (components/lifecycle.py).
         sts = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=sts_obj["metadata"],
             spec=pulumi.Output.all(args.tls_secret_name, args.unseal_secret_name, args.init_secret_name)
             .apply(statefulset_spec),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, sa]),
+            opts=stateful(self, s.protect, depends_on=[config, sa], custom_timeouts=STATEFULSET_TIMEOUTS),
         )
         pdb = m.pod_disruption_budget(s)
         if pdb is not None:

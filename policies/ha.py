@@ -1,9 +1,17 @@
-"""High availability of the OpenBao Raft cluster, for stacks configured `production: true`.
+"""High availability of the OpenBao Raft cluster, for production stacks.
 
 Raft needs a majority of voters: an odd count of at least 3 survives one loss, a
 PodDisruptionBudget must never let voluntary evictions take the majority, replicas must
 land on different nodes (required anti-affinity) and spread over zones, and updates must
 be rolled by the operator (OnDelete) so a bad image cannot take down every voter in turn.
+
+Which stacks are production: the policy config (``production: true``) *or* the stack itself.
+The program labels the server StatefulSet ``openbao-platform/production: "true"`` when the
+stack's ``production`` setting is on (components/cluster_manifests.py), and a labelled
+StatefulSet gets every HA rule whatever the policy config says, so a forgotten or wrong
+``--policy-pack-config`` (``production: false``) cannot switch the HA checks off. The config
+can only add stacks, never remove one; turning a rule off on purpose is an explicit
+``enforcementLevel: disabled``.
 """
 
 from __future__ import annotations
@@ -19,17 +27,41 @@ from ._rules import Config, ResourceCheck, resource_rule, stack_rule
 HOST_KEY = "kubernetes.io/hostname"
 ZONE_KEY = "topology.kubernetes.io/zone"
 
+#: The label the program puts on a production stack's server StatefulSet (metadata.labels).
+PRODUCTION_LABEL = "openbao-platform/production"
+
 PRODUCTION_CONFIG = {
     "production": {
         "type": "boolean", "default": False,
-        "description": "Enforce the HA rules (set true in the production stack's policy config).",
+        "description": f"Enforce the HA rules on every OpenBao StatefulSet (set true in the production stack's "
+                       f"policy config). A StatefulSet labelled {PRODUCTION_LABEL}: \"true\" gets them either way.",
     },
 }
 
+_NOT_PRODUCTION = (f"HA rules apply to production stacks only: none of its OpenBao StatefulSets is labelled "
+                   f"{PRODUCTION_LABEL}: \"true\" and the policy config does not say production: true")
 
-def _only_production(cfg: Config) -> Optional[str]:
-    """Why the HA rules are off for this stack's config (dev clusters run 1 node), or None."""
-    return None if cfg["production"] else "HA rules apply to production stacks only (config production: true)"
+
+def marked_production(obj: K8sObject) -> bool:
+    """The program marked this StatefulSet as belonging to a production stack."""
+    return obj.labels.get(PRODUCTION_LABEL) == "true"
+
+
+def _production(obj: K8sObject, cfg: Config) -> bool:
+    """Whether the HA rules judge this StatefulSet: the config says production, or its label does."""
+    return bool(cfg["production"]) or marked_production(obj)
+
+
+def _production_resource(cfg: Config, obj: K8sObject) -> Optional[str]:
+    """Why the HA resource rules are off for this StatefulSet, or None."""
+    return None if _production(obj, cfg) else _NOT_PRODUCTION
+
+
+def _production_stack(cfg: Config, objects: Sequence[K8sObject]) -> Optional[str]:
+    """Why the HA stack rule is off for this stack (no production StatefulSet in it), or None."""
+    if cfg["production"] or any(is_openbao_server(o) and marked_production(o) for o in objects):
+        return None
+    return _NOT_PRODUCTION
 
 
 def _replicas(obj: K8sObject) -> int:
@@ -135,7 +167,7 @@ def check_pdb(objects: Sequence[K8sObject], cfg: Config) -> Iterator[tuple[K8sOb
     """A PodDisruptionBudget selects the OpenBao pods and keeps quorum."""
     pdbs = objects_of_kind(objects, "PodDisruptionBudget")
     for sts in objects:
-        if not is_openbao_server(sts):
+        if not is_openbao_server(sts) or not _production(sts, cfg):
             continue
         pod = pod_template(sts)
         assert pod is not None
@@ -158,22 +190,22 @@ POLICIES = [
     resource_rule(
         "ha-raft-replicas",
         "Production: the OpenBao StatefulSet runs an odd number of replicas, at least 3.",
-        "medium", _STATEFULSET, check_replicas, PRODUCTION_CONFIG, applies=_only_production),
+        "medium", _STATEFULSET, check_replicas, PRODUCTION_CONFIG, applies=_production_resource),
     stack_rule(
         "ha-quorum-pdb",
         "Production: a PodDisruptionBudget selects the OpenBao pods and keeps quorum "
         "(maxUnavailable <= (n-1)/2 or minAvailable >= n/2+1).",
-        "high", check_pdb, PRODUCTION_CONFIG, applies=_only_production),
+        "high", check_pdb, PRODUCTION_CONFIG, applies=_production_stack),
     resource_rule(
         "ha-pod-anti-affinity",
         "Production: required podAntiAffinity on kubernetes.io/hostname between OpenBao pods.",
-        "medium", _STATEFULSET, check_anti_affinity, PRODUCTION_CONFIG, applies=_only_production),
+        "medium", _STATEFULSET, check_anti_affinity, PRODUCTION_CONFIG, applies=_production_resource),
     resource_rule(
         "ha-zone-spread",
         "Production: topologySpreadConstraints on topology.kubernetes.io/zone for the OpenBao pods.",
-        "medium", _STATEFULSET, check_zone_spread, PRODUCTION_CONFIG, applies=_only_production),
+        "medium", _STATEFULSET, check_zone_spread, PRODUCTION_CONFIG, applies=_production_resource),
     resource_rule(
         "ha-ondelete-updates",
         "Production: the OpenBao StatefulSet uses updateStrategy OnDelete (operator-ordered restarts).",
-        "medium", _STATEFULSET, check_on_delete, PRODUCTION_CONFIG, applies=_only_production),
+        "medium", _STATEFULSET, check_on_delete, PRODUCTION_CONFIG, applies=_production_resource),
 ]

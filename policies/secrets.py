@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Iterator
+from typing import Iterator, Mapping
 
-from ._k8s import K8sObject, WORKLOAD_KINDS, openbao_configs, stanzas
+from ._k8s import K8sObject, WORKLOAD_KINDS, known_items, known_value, openbao_configs, stanzas
 from ._rules import Config, resource_rule
 
 SEAL_KEY_FIELDS = ("current_key", "previous_key")
@@ -79,7 +79,9 @@ def check_unseal_key(obj: K8sObject, cfg: Config) -> Iterator[str]:
                            f"{key} = \"file:///openbao/unseal/<key id>\".")
     if obj.kind == "ConfigMap":
         for field in ("data", "binaryData"):
-            for key in obj.props.get(field) or {}:
+            # Only the item names are judged here: an unknown value (preview) does not matter.
+            items = known_value(obj.props, field)
+            for key in items if isinstance(items, Mapping) else ():
                 if "unseal" in key.lower() and not key.lower().endswith(_TEXT_EXTENSIONS):
                     yield (f"{obj.ref}: {field}[{key}] looks like an unseal key in a ConfigMap. "
                            f"Fix: move it to a Secret mounted read-only as a file.")
@@ -87,15 +89,14 @@ def check_unseal_key(obj: K8sObject, cfg: Config) -> Iterator[str]:
 
 def check_configmap_credentials(obj: K8sObject, cfg: Config) -> Iterator[str]:
     """No private keys, tokens or random key material in ConfigMaps."""
-    data = obj.props.get("data") or {}
-    for key in data:
-        value = data[key]
+    for key, value in known_items(obj, "data"):
         if not isinstance(value, str):
             continue
         for finding in credential_findings(value):
             yield (f"{obj.ref}: data[{key}] contains {finding}. Fix: put it in a Secret and mount it as a "
                    f"file (if it is public, e.g. a certificate, keep it in PEM form).")
-    for key in obj.props.get("binaryData") or {}:
+    binary = known_value(obj.props, "binaryData")
+    for key in binary if isinstance(binary, Mapping) else ():  # names only
         if _CREDENTIAL_NAME.search(key):
             yield (f"{obj.ref}: binaryData[{key}] is opaque bytes named like a credential. "
                    f"Fix: put it in a Secret and mount it as a file.")

@@ -61,3 +61,46 @@ def test_unseal_key_never_exported(prod_run: ProgramRun) -> None:
 
     for name, value in prod_run.outputs.items():
         assert key not in str(resolve(value)), name
+
+
+# --- UnsealKey as a reusable component: narrow args, validated, analyzable --------------------
+
+
+def test_unseal_key_stands_alone_without_stack_settings() -> None:
+    from components.unseal import UnsealKey
+    from tests.support.component import run_components
+
+    run = run_components(lambda: UnsealKey("keys", {"secret_name": "team-unseal", "namespace": "team",
+                                                    "key_version": 3, "previous_key_version": 2}))
+    assert sorted(r.name for r in run.of_type("random:index/randomBytes:RandomBytes")) == ["keys-v2", "keys-v3"]
+    secret = run.object("Secret", "team-unseal")
+    assert secret["metadata"]["namespace"] == "team" and set(secret["data"]) == {"unseal-v2", "unseal-v3"}
+    assert all(r.options["protect"] for r in run.registrations if r.custom)  # secure default
+
+
+def test_unseal_key_rejects_bad_args_before_creating_anything() -> None:
+    import pytest
+
+    from components.settings import ArgsError
+    from components.unseal import UnsealKey
+    from tests.support.component import run_components
+
+    made: list[object] = []
+    with pytest.raises(ArgsError) as err:
+        made = run_components(lambda: UnsealKey("keys", {"secret_name": "Bad_Name", "namespace": "team",
+                                                         "key_version": 2, "previous_key_version": 2})).registrations
+    text = str(err.value)
+    assert "UnsealKeyArgs.secret_name = \"Bad_Name\": is not a valid Kubernetes object name" in text
+    assert "UnsealKeyArgs.previous_key_version = 2: must be lower than" in text and "Fix:" in text
+    assert made == []
+
+
+def test_unseal_key_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    from components.unseal import UnsealKey
+
+    (comp,) = Analyzer("openbao-platform").analyze([UnsealKey])["component_definitions"].values()
+    assert set(comp.inputs) == {"secretName", "namespace", "keyVersion", "previousKeyVersion", "labels", "protect"}
+    assert all(p.description for p in comp.inputs.values())
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"secretName", "namespace"}

@@ -154,7 +154,7 @@ def render(stack: str, out: Path, overrides: Optional[dict[str, Any]] = None,
 
 def review_options(options: dict[str, Any]) -> dict[str, Any]:
     """The resource options a reviewer needs, without the empty defaults and the dependency list."""
-    return {k: v for k, v in options.items() if v not in (False, [], {}, "") and k != "dependsOn"}
+    return {k: v for k, v in options.items() if v not in (False, [], {}, "") and k not in ("dependsOn", "parent")}
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

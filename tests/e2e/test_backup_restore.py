@@ -22,8 +22,8 @@ from tests.e2e.harness import (FAKE_KUBE_NEEDS, KUBE_API_PORT, BaoCluster, BaoNo
                                bao_cli, map_url, reroot, rewrite_hosts, wait_until)
 from tests.support.program import stack_config
 
-IP_BASE = "127.0.2.11"
-RESTORE_IP_BASE = "127.0.2.31"
+IP_BASE = "127.0.17.11"  # this file's loopback ranges: files run in parallel
+RESTORE_IP_BASE = "127.0.17.31"
 ENTRIES = 200
 KUBERNETES_HOST = "https://kubernetes.default.svc"
 

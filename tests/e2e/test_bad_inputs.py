@@ -13,7 +13,7 @@ from typing import Any, Optional
 from tests.e2e.certs import TestCA, cert_sans
 from tests.e2e.harness import API_PORT, BaoCluster, BaoNode, https_request, wait_until
 
-IP_BASE = "127.0.1.11"  # this file's loopback range (fake Kubernetes API on 127.0.1.10)
+IP_BASE = "127.0.12.11"  # this file's loopback range (fake Kubernetes API on 127.0.12.10)
 START_MARK = "===== e2e harness: start #"
 SEAL_ERROR = 'Error configuring seal "static": unknown encoding for AES-256 key'
 

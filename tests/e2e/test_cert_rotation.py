@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.e2e.harness import API_PORT, served_certificate
 from tests.e2e.rotation import RELOAD_LOG, Rotation
 
-IP_BASE = "127.0.2.11"
+IP_BASE = "127.0.15.11"  # this file's loopback range: files run in parallel
 
 
 def test_certificate_rotation_without_restart(make_cluster):

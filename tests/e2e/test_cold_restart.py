@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.harness import BaoNode
 
-IP_BASE = "127.0.1.11"  # this file's loopback range (fake Kubernetes API on 127.0.1.10)
+IP_BASE = "127.0.13.11"  # this file's loopback range (fake Kubernetes API on 127.0.13.10)
 ENTRIES = 100
 START_MARK = "===== e2e harness: start #"
 BOOTSTRAP_LOG = "this node self-initialises the cluster"

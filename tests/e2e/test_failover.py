@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.harness import BaoCluster, BaoNode, wait_until
 
-IP_BASE = "127.0.1.11"  # this file's loopback range (fake Kubernetes API on 127.0.1.10)
+IP_BASE = "127.0.14.11"  # this file's loopback range (fake Kubernetes API on 127.0.14.10)
 ENTRIES = 1000
 WORKERS = 8
 

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.harness import (BaoCluster, BaoNode, Rendered, apply_render, bao_cli, wait_until)
 from tools.render import render
 
-IP_BASE = "127.0.2.11"
+IP_BASE = "127.0.16.11"  # this file's loopback range: files run in parallel
 ENTRIES = 20
 UNSEAL_FAILED = "failed to unseal core"
 UNKNOWN_KEY = "failed to decrypt keys from storage: unknown key id for data: `unseal-v1`"

@@ -38,6 +38,19 @@ LEVELS = {
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 #: The engine's marker for a secret value inside a property map.
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+#: How the engine sends a value it cannot know yet (preview). The Python SDK sends every unknown
+#: input as this string sentinel (pulumi/pulumi sdk/python/lib/pulumi/runtime/rpc.py ``UNKNOWN``);
+#: the engine reads it as ``Computed{Element: ""}`` and, marshalling the props for the analyzer
+#: with ``KeepUnknowns: true`` (sdk/go/common/resource/plugin/analyzer_plugin.go ``Analyze`` and
+#: ``AnalyzeStack``), writes it back as ``UnknownStringValue``, the same string
+#: (sdk/go/common/resource/plugin/rpc.go ``marshalUnknownProperty``), all at pulumi/pulumi
+#: 1b59498. pulumi-policy treats it (and the other six typed sentinels) as unknown
+#: (sdk/python/lib/pulumi_policy/proxy.py ``_is_unknown``, pulumi/pulumi-policy 805bcbc).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+#: The start of the advisory pulumi-policy reports instead of running a rule that touched an
+#: unknown value (policy.py ``_PolicyAnalyzerServicer.Analyze``/``AnalyzeStack``, ``except
+#: UnknownValueError``, pulumi/pulumi-policy 805bcbc).
+CANNOT_RUN_IN_PREVIEW = "can't run policy"
 
 
 def secret(value: Any) -> dict[str, Any]:
@@ -53,6 +66,67 @@ class Diagnostic:
     level: str
     message: str
     urn: str
+
+
+def cannot_run_in_preview(d: Diagnostic) -> bool:
+    """Whether pulumi-policy downgraded the rule to "can't run policy ... during preview"."""
+    return d.level == "advisory" and d.message.startswith(CANNOT_RUN_IN_PREVIEW) and "during preview" in d.message
+
+
+def engine_value(value: Any) -> Any:
+    """A mock-input value as the engine sends it to the analyzer: ``pulumi.output.Unknown``
+    becomes the ``UNKNOWN`` sentinel string; secret wrappers stay (the engine keeps secrets)."""
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: engine_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [engine_value(v) for v in value]
+    return value
+
+
+def _computed_outputs(resource_type: str) -> list[str]:
+    """Output properties of a tls/random resource that are not inputs: what the provider
+    computes, and what a preview leaves unknown. Read off the installed pulumi_tls and
+    pulumi_random SDK classes (their ``@pulumi.getter(name=...)`` properties minus those of
+    the ``*Args`` class), so the list follows the pinned provider versions."""
+    import pulumi_random
+    import pulumi_tls
+
+    classes = {
+        "tls:index/privateKey:PrivateKey": (pulumi_tls.PrivateKey, pulumi_tls.PrivateKeyArgs),
+        "tls:index/selfSignedCert:SelfSignedCert": (pulumi_tls.SelfSignedCert, pulumi_tls.SelfSignedCertArgs),
+        "tls:index/certRequest:CertRequest": (pulumi_tls.CertRequest, pulumi_tls.CertRequestArgs),
+        "tls:index/locallySignedCert:LocallySignedCert": (pulumi_tls.LocallySignedCert,
+                                                          pulumi_tls.LocallySignedCertArgs),
+        "random:index/randomBytes:RandomBytes": (pulumi_random.RandomBytes, pulumi_random.RandomBytesArgs),
+        "random:index/randomPassword:RandomPassword": (pulumi_random.RandomPassword,
+                                                       pulumi_random.RandomPasswordArgs),
+    }
+    if resource_type not in classes:
+        return []
+
+    def names(cls: type) -> set[str]:
+        return {getattr(v.fget, "_pulumi_name", k) for k, v in vars(cls).items() if isinstance(v, property)}
+
+    resource_cls, args_cls = classes[resource_type]
+    return sorted(names(resource_cls) - names(args_cls))
+
+
+def preview_resources(registrations: Iterable[Any]) -> list[dict[str, Any]]:
+    """The resources of a first-preview run (``run_program(..., preview=True)``) as the engine
+    hands them to the pack: ``props`` are the inputs (``Analyze`` sees the checked inputs,
+    pulumi/pulumi pkg/resource/deploy/step_generator.go ``analyzeAll``) and ``outputs`` what the
+    provider's preview Create returned (``AnalyzeStack`` sees ``v.Outputs``, same file, at
+    1b59498): Kubernetes echoes its inputs, tls/random add their computed outputs as unknown."""
+    out = []
+    for reg in registrations:
+        props = engine_value(reg.props)
+        outputs = {**props, **{k: UNKNOWN for k in _computed_outputs(reg.type) if k not in props}}
+        out.append({"type": reg.type, "name": reg.name, "props": props, "outputs": outputs})
+    return out
 
 
 def urn(resource_type: str, name: str, stack: str = "test") -> str:
@@ -151,12 +225,13 @@ class PolicyAnalyzer:
         request = analyzer_pb2.AnalyzeStackRequest(resources=[
             analyzer_pb2.AnalyzerResource(
                 type=r["type"], name=r["name"], urn=urn(r["type"], r["name"], stack),
-                properties=_struct(r["props"]), options=analyzer_pb2.AnalyzerResourceOptions())
+                properties=_struct(r.get("outputs", r["props"])), options=analyzer_pb2.AnalyzerResourceOptions())
             for r in resources])
         return self.stub.AnalyzeStack(request, timeout=120)
 
     def analyze_stack(self, resources: Sequence[Mapping[str, Any]], stack: str = "test") -> list[Diagnostic]:
-        """Stack-level policies over all resources."""
+        """Stack-level policies over all resources (their ``outputs`` when given, as the engine
+        sends final outputs to AnalyzeStack; else ``props``)."""
         return self._diagnostics(self.analyze_stack_raw(resources, stack))
 
     def analyze_all(self, resources: Iterable[Mapping[str, Any]], stack: str = "test") -> list[Diagnostic]:

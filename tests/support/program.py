@@ -3,6 +3,11 @@
 Shared by the unit tests and ``tools.render`` so that what reviewers read is exactly what
 the tests check. Stack config comes from ``Pulumi.<stack>.yaml`` (plus overrides), the
 same file ``pulumi up`` reads.
+
+``run_program(..., preview=True)`` runs it the way the engine runs the FIRST preview of a new
+stack (see ``PreviewMocks``): every resource is a create, computed outputs of ``tls:*`` and
+``random:*`` are unknown, Kubernetes resources echo their inputs. Each registration then
+records which of its input paths are unknown (``Registration.unknown_paths``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any, Optional
 import pulumi
 import yaml
 from google.protobuf import json_format
+from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
 
 from components.settings import PROJECT
 from tests.support.fakes import FAKES, unwrap
@@ -37,6 +44,8 @@ class Registration:
     urn: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     """Resource options as the engine receives them (see ``RecordingMonitor``)."""
+    unknown_paths: list[str] = field(default_factory=list)
+    """Input paths whose value is unknown (only a preview run has any), e.g. ``stringData``."""
 
     @property
     def plain_props(self) -> dict[str, Any]:
@@ -58,6 +67,7 @@ def _options(request: Any) -> dict[str, Any]:
         "replaceOnChanges": list(request.replaceOnChanges),
         "aliases": [_alias(a) for a in request.aliases],
         "dependsOn": sorted(request.dependencies),
+        "parent": request.parent,
         "provider": request.provider,
     }
     t = request.customTimeouts
@@ -100,6 +110,34 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def is_unknown(value: Any) -> bool:
+    """Whether a mock input is unknown.
+
+    The SDK sends an unresolved Output as the string sentinel ``rpc.UNKNOWN``
+    ("04da6b54-80e4-46f7-96ec-b56ff0331ba9", pulumi/pulumi sdk/python/lib/pulumi/runtime/rpc.py
+    ``serialize_property``, at 1b59498) and ``MockMonitor.RegisterResource`` deserializes the
+    request with ``rpc.deserialize_property``, which under ``preview=True`` (dry run) turns
+    that sentinel into a ``pulumi.output.Unknown`` instance (``if value == UNKNOWN: return
+    Unknown() if settings.is_dry_run() ...``). So in ``MockResourceArgs.inputs`` an unknown is
+    an ``Unknown`` object; a secret unknown is a secret wrapper around one.
+    """
+    return isinstance(value, Unknown)
+
+
+def unknown_paths(value: Any, path: str = "") -> list[str]:
+    """Dotted paths (list items as ``[i]``) of the unknown values in mock inputs; secret
+    wrappers are transparent."""
+    if is_unknown(value):
+        return [path or "."]
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return unknown_paths(value.get("value"), path)
+        return [p for k, v in value.items() for p in unknown_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in unknown_paths(v, f"{path}[{i}]")]
+    return []
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Mocks that record every registration and answer tls/random with real crypto."""
 
@@ -110,10 +148,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
         with self._lock:
             self.registrations.append(Registration(args.typ, args.name, copy.deepcopy(args.inputs),
-                                                   bool(args.custom)))
+                                                   bool(args.custom), unknown_paths=unknown_paths(args.inputs)))
+        return f"{args.name}-id", self.outputs(args)
+
+    def outputs(self, args: pulumi.runtime.MockResourceArgs) -> dict:
+        """What the provider returns from Create in ``pulumi up``: tls/random compute real
+        material, everything else echoes its inputs."""
         fake = FAKES.get(args.typ)
-        outputs = fake(unwrap(args.inputs)) if fake else dict(args.inputs)
-        return f"{args.name}-id", outputs
+        return fake(unwrap(args.inputs)) if fake else dict(args.inputs)
 
     def attach(self, typ: str, name: str, urn: str, options: dict[str, Any]) -> None:
         """Give the registration the monitor just made its URN and options."""
@@ -126,6 +168,28 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
         raise NotImplementedError(f"the program must not call provider functions ({args.token})")
+
+
+class PreviewMocks(RecordingMocks):
+    """The providers as they answer the engine in the first preview of a new stack.
+
+    Every resource is a create with ``preview: true`` (pulumi/pulumi pkg/resource/deploy/step.go
+    ``CreateStep.Apply`` passes ``Preview: s.deployment.opts.DryRun`` to the provider, at 1b59498).
+
+    * ``kubernetes:*`` echoes its inputs: pulumi-kubernetes ``Create`` returns
+      ``req.GetProperties()`` unchanged when the inputs contain a computed value, the GVK is
+      not installed, or client-side apply is on (``skipPreview`` in
+      provider/pkg/provider/provider.go, at 94977969d); a server-side dry run returns the
+      object as the API server would store it, inputs included. Either way what the program
+      set (``metadata.name`` first) stays known, and an unknown input stays unknown.
+    * ``tls:*`` and ``random:*`` return no computed outputs (keys, PEMs, random bytes,
+      validity times): the mock returns only the inputs, so the SDK resolves every other
+      output property as unknown (``resolve_properties``: a missing output is
+      ``known = not settings.is_dry_run()``, pulumi sdk/python/lib/pulumi/runtime/rpc.py).
+    """
+
+    def outputs(self, args: pulumi.runtime.MockResourceArgs) -> dict:
+        return dict(args.inputs)
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
@@ -148,6 +212,14 @@ def apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def provider_config(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The ``kubernetes:*`` provider settings of ``Pulumi.<stack>.yaml``, as the engine passes them."""
+    path = root / f"Pulumi.{stack}.yaml"
+    doc = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    return {k: json.dumps(v) if isinstance(v, bool) else str(v)
+            for k, v in (doc.get("config") or {}).items() if k.startswith("kubernetes:")}
+
+
 def engine_config(raw: dict[str, Any]) -> dict[str, str]:
     """The flat map the engine hands the program: objects as JSON strings."""
     return {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
@@ -160,6 +232,8 @@ class ProgramRun:
     stack: str
     registrations: list[Registration]
     outputs: dict[str, Any] = field(default_factory=dict)
+    preview: bool = False
+    """Whether this was a first-preview run (``run_program(..., preview=True)``)."""
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == type_token]
@@ -183,12 +257,17 @@ class ProgramRun:
         raise KeyError(f"no {kind} named {name}")
 
 
-def run_program(stack: str, raw: Optional[dict[str, Any]] = None, root: Path = ROOT) -> ProgramRun:
-    """Run ``__main__.py`` for ``stack`` under mocks; wait for every output to resolve."""
+def run_program(stack: str, raw: Optional[dict[str, Any]] = None, root: Path = ROOT, *,
+                preview: bool = False) -> ProgramRun:
+    """Run ``__main__.py`` for ``stack`` under mocks; wait for every output to resolve.
+
+    ``preview=True``: run it as the engine's first preview of a new stack (``PreviewMocks``,
+    ``set_mocks(preview=True)``); outputs that depend on tls/random results stay unknown.
+    """
     raw = stack_config(stack, root) if raw is None else raw
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
-    pulumi.runtime.set_all_config(engine_config(raw))
+    mocks = PreviewMocks() if preview else RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_all_config({**provider_config(stack, root), **engine_config(raw)})
     outputs: dict[str, Any] = {}
 
     def program() -> pulumi.Output[Any]:
@@ -211,7 +290,7 @@ def run_program(stack: str, raw: Optional[dict[str, Any]] = None, root: Path = R
         run()
     finally:
         pulumi.export = original_export  # type: ignore[assignment]
-    return ProgramRun(stack=stack, registrations=mocks.registrations, outputs=outputs)
+    return ProgramRun(stack=stack, registrations=mocks.registrations, outputs=outputs, preview=preview)
 
 
 def resolve(value: Any) -> Any:
