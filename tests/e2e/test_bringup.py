@@ -9,6 +9,8 @@ import time
 
 from tests.e2e.harness import FAKE_KUBE_NEEDS, audit_file_path, wait_until
 
+IP_BASE = "127.0.10.11"  # this file's loopback range: files run in parallel
+
 BOOTSTRAP_LOG = "this node self-initialises the cluster"
 TOKEN_RE = re.compile(r"\b(?:hvs|s|b|r)\.[A-Za-z0-9]{20,}\b")
 
@@ -16,7 +18,7 @@ TOKEN_RE = re.compile(r"\b(?:hvs|s|b|r)\.[A-Za-z0-9]{20,}\b")
 
 def test_zero_touch_bringup(make_cluster):
     started = time.monotonic()
-    cluster = make_cluster(mode="script")  # every pod the render declares
+    cluster = make_cluster(mode="script", ip_base=IP_BASE)  # every pod the render declares
     cluster.start()  # all pods at once, through the rendered start.sh (Parallel pod management)
 
     cluster.wait_unsealed(timeout=120)

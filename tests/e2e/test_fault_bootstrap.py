@@ -8,11 +8,13 @@ import time
 
 from tests.e2e.harness import wait_until
 
+IP_BASE = "127.0.11.11"  # this file's loopback range: files run in parallel
+
 JOIN_LOG = "joining the existing cluster, not bootstrapping"
 
 
 def test_wiped_bootstrap_node_joins_instead_of_forking(make_cluster):
-    cluster = make_cluster(mode="script")  # every pod the render declares
+    cluster = make_cluster(mode="script", ip_base=IP_BASE)  # every pod the render declares
     cluster.start()
     cluster.wait_unsealed(timeout=120)
     token = cluster.login_userpass()
