@@ -4,21 +4,27 @@ Kept apart from the ComponentResource so the objects can be unit-tested and vali
 against the Kubernetes schema without an engine. Secure where the Helm chart is not: TLS
 always on, Pod Security "restricted", read-only root filesystem, no IPC_LOCK (OpenBao 2.x
 has no mlock), probes that verify TLS with our CA.
+
+The builders take the validated ``ClusterSpec`` (components/server_config.py). The shared
+helpers other components use (``metadata``, ``service_account``, ``image_waivers``, the
+security contexts) need only a cluster's names (``NamedCluster``), or an ``image`` as well.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from components.lifecycle import ORPHAN_ON_DELETE, SKIP_AWAIT
+from components.naming import NamedCluster
 from components.server_config import (
     API_PORT,
     CLUSTER_PORT,
     PATHS,
+    ClusterSpec,
     start_environment,
 )
-from components.settings import Settings
+from components.settings import ImageSettings
 
 #: The image runs as this non-root uid/gid; >= 10000 keeps clear of host users.
 RUN_AS_ID = 10100
@@ -35,18 +41,25 @@ PRODUCTION_LABEL = "openbao-platform/production"
 Obj = dict[str, Any]
 
 
-def server_service_account(settings: Settings) -> str:
+class RunsImage(Protocol):
+    """Anything that names the OpenBao image it runs (a ClusterSpec, the backup's spec)."""
+
+    @property
+    def image(self) -> ImageSettings: ...
+
+
+def server_service_account(cluster: NamedCluster) -> str:
     """The ServiceAccount the server pods run as."""
-    return settings.name
+    return cluster.name
 
 
-def config_map_name(settings: Settings) -> str:
-    return f"{settings.name}-config"
+def config_map_name(cluster: NamedCluster) -> str:
+    return f"{cluster.name}-config"
 
 
-def metadata(settings: Settings, name: str, **extra: Any) -> Obj:
+def metadata(cluster: NamedCluster, name: str, **extra: Any) -> Obj:
     """Namespaced metadata with the common labels."""
-    return {"name": name, "namespace": settings.namespace, "labels": dict(settings.common_labels), **extra}
+    return {"name": name, "namespace": cluster.namespace, "labels": dict(cluster.common_labels), **extra}
 
 
 def config_hash(files: dict[str, str]) -> str:
@@ -66,9 +79,9 @@ WAIVER_DIGEST = ("CKV_K8S_43", "the image is pinned to the version tag the e2e s
                  "pin by digest as well")
 
 
-def image_waivers(settings: Settings) -> list[tuple[str, str]]:
+def image_waivers(runs: RunsImage) -> list[tuple[str, str]]:
     """Waivers every pod running the OpenBao image needs (no digest waiver once a digest is set)."""
-    return [WAIVER_PULL_POLICY] + ([] if settings.image.digest else [WAIVER_DIGEST])
+    return [WAIVER_PULL_POLICY] + ([] if runs.image.digest else [WAIVER_DIGEST])
 
 
 def waiver_annotations(waivers: list[tuple[str, str]]) -> dict[str, str]:
@@ -76,67 +89,67 @@ def waiver_annotations(waivers: list[tuple[str, str]]) -> dict[str, str]:
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(waivers, start=1)}
 
 
-def service_account(settings: Settings, name: str, automount: bool) -> Obj:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(settings, name),
+def service_account(cluster: NamedCluster, name: str, automount: bool) -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(cluster, name),
             "automountServiceAccountToken": automount}
 
 
-def role(settings: Settings) -> Obj:
+def role(spec: ClusterSpec) -> Obj:
     """Service registration updates its own pod's labels: pods get/update/patch, nothing else."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": metadata(settings, f"{settings.name}-discovery"),
+            "metadata": metadata(spec, f"{spec.name}-discovery"),
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "update", "patch"]}]}
 
 
-def role_binding(settings: Settings) -> Obj:
+def role_binding(spec: ClusterSpec) -> Obj:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": metadata(settings, f"{settings.name}-discovery"),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{settings.name}-discovery"},
-            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(settings),
-                          "namespace": settings.namespace}]}
+            "metadata": metadata(spec, f"{spec.name}-discovery"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{spec.name}-discovery"},
+            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(spec),
+                          "namespace": spec.namespace}]}
 
 
-def auth_delegator_binding(settings: Settings) -> Obj:
+def auth_delegator_binding(spec: ClusterSpec) -> Obj:
     """The kubernetes auth method reviews client tokens via the TokenReview API."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"{settings.namespace}-{settings.name}-auth-delegator",
-                         "labels": dict(settings.common_labels)},
+            "metadata": {"name": f"{spec.namespace}-{spec.name}-auth-delegator",
+                         "labels": dict(spec.common_labels)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
-            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(settings),
-                          "namespace": settings.namespace}]}
+            "subjects": [{"kind": "ServiceAccount", "name": server_service_account(spec),
+                          "namespace": spec.namespace}]}
 
 
-def config_map(settings: Settings, files: dict[str, str]) -> Obj:
+def config_map(spec: ClusterSpec, files: dict[str, str]) -> Obj:
     """The config directory. Nothing in it is secret: keys and passwords are files elsewhere."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(settings, config_map_name(settings)),
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(spec, config_map_name(spec)),
             "data": dict(files)}
 
 
-def _service(settings: Settings, name: str, component: str, selector: dict[str, str], ports: list[Obj],
+def _service(spec: ClusterSpec, name: str, component: str, selector: dict[str, str], ports: list[Obj],
              headless: bool = False, publish_not_ready: bool = False) -> Obj:
-    spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": ports,
+    body: Obj = {"type": "ClusterIP", "selector": selector, "ports": ports,
                  "publishNotReadyAddresses": publish_not_ready}
     if headless:
-        spec["clusterIP"] = "None"
-    meta = metadata(settings, name, annotations=dict(SKIP_AWAIT))  # why: lifecycle.AWAIT_DECISIONS
+        body["clusterIP"] = "None"
+    meta = metadata(spec, name, annotations=dict(SKIP_AWAIT))  # why: lifecycle.AWAIT_DECISIONS
     meta["labels"]["app.kubernetes.io/component"] = component
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": body}
 
 
 def _port(name: str, port: int) -> Obj:
     return {"name": name, "port": port, "targetPort": port, "protocol": "TCP", "appProtocol": "https"}
 
 
-def services(settings: Settings) -> list[Obj]:
+def services(spec: ClusterSpec) -> list[Obj]:
     """Headless (peers, published before ready so joins resolve), API, active and standby."""
-    sel = dict(settings.selector_labels)
+    sel = dict(spec.selector_labels)
     api = [_port("https", API_PORT)]
     return [
-        _service(settings, settings.headless_service, PEERS_COMPONENT, sel,
+        _service(spec, spec.headless_service, PEERS_COMPONENT, sel,
                  api + [_port("cluster", CLUSTER_PORT)], headless=True, publish_not_ready=True),
-        _service(settings, settings.api_service, "api", sel, api),
-        _service(settings, settings.active_service, "active", {**sel, ACTIVE_LABEL: "true"}, api),
-        _service(settings, settings.standby_service, "standby", {**sel, ACTIVE_LABEL: "false"}, api),
+        _service(spec, spec.api_service, "api", sel, api),
+        _service(spec, spec.active_service, "active", {**sel, ACTIVE_LABEL: "true"}, api),
+        _service(spec, spec.standby_service, "standby", {**sel, ACTIVE_LABEL: "false"}, api),
     ]
 
 
@@ -176,10 +189,10 @@ def pod_security_context() -> Obj:
             "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def server_env(settings: Settings) -> list[Obj]:
+def server_env(spec: ClusterSpec) -> list[Obj]:
     """Downward-API identity first (later entries expand it with $(VAR)), then static env."""
-    dns_suffix = f"{settings.headless_service}.{settings.namespace}.svc"
-    fixed = start_environment(settings)
+    dns_suffix = f"{spec.headless_service}.{spec.namespace}.svc"
+    fixed = start_environment(spec)
     env: list[Obj] = [
         {"name": "BAO_K8S_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "BAO_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -195,7 +208,7 @@ def server_env(settings: Settings) -> list[Obj]:
     return env
 
 
-def volume_mounts(settings: Settings) -> list[Obj]:
+def volume_mounts(spec: ClusterSpec) -> list[Obj]:
     mounts = [
         {"name": "config", "mountPath": PATHS.config_dir, "readOnly": True},
         {"name": "tls", "mountPath": PATHS.tls_dir, "readOnly": True},
@@ -203,63 +216,63 @@ def volume_mounts(settings: Settings) -> list[Obj]:
         {"name": "data", "mountPath": PATHS.data_dir},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if settings.self_init.enabled and settings.self_init.userpass_admin:
+    if spec.init_mounted:
         mounts.append({"name": "init", "mountPath": PATHS.init_dir, "readOnly": True})
-    if settings.audit.file:
+    if spec.audit.file:
         mounts.append({"name": "audit", "mountPath": PATHS.audit_dir})
     return mounts
 
 
-def volumes(settings: Settings, tls_secret: str, unseal_secret: str, init_secret: Optional[str]) -> list[Obj]:
+def volumes(spec: ClusterSpec, tls_secret: str, unseal_secret: str, init_secret: Optional[str]) -> list[Obj]:
     """Secrets are group-readable only (0440 with fsGroup): the server reads them, nobody else."""
     vols: list[Obj] = [
-        {"name": "config", "configMap": {"name": config_map_name(settings), "defaultMode": 0o444}},
+        {"name": "config", "configMap": {"name": config_map_name(spec), "defaultMode": 0o444}},
         {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
         {"name": "unseal", "secret": {"secretName": unseal_secret, "defaultMode": 0o440}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
     ]
-    if init_secret is not None and settings.self_init.enabled and settings.self_init.userpass_admin:
+    if init_secret is not None and spec.init_mounted:
         vols.append({"name": "init", "secret": {"secretName": init_secret, "defaultMode": 0o440}})
     return vols
 
 
-def affinity(settings: Settings) -> Obj:
+def affinity(spec: ClusterSpec) -> Obj:
     """One pod per host: required in production, preferred elsewhere (single-node dev clusters)."""
-    term = {"labelSelector": {"matchLabels": dict(settings.selector_labels)}, "topologyKey": settings.topology.host_key}
-    anti = ({"requiredDuringSchedulingIgnoredDuringExecution": [term]} if settings.production
+    term = {"labelSelector": {"matchLabels": dict(spec.selector_labels)}, "topologyKey": spec.topology.host_key}
+    anti = ({"requiredDuringSchedulingIgnoredDuringExecution": [term]} if spec.production
             else {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]})
     result: Obj = {"podAntiAffinity": anti}
-    if settings.topology.zones:
+    if spec.topology.zones:
         result["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": settings.topology.zone_key, "operator": "In",
-                                   "values": list(settings.topology.zones)}]}]}}
+            {"matchExpressions": [{"key": spec.topology.zone_key, "operator": "In",
+                                   "values": list(spec.topology.zones)}]}]}}
     return result
 
 
-def topology_spread(settings: Settings) -> list[Obj]:
-    return [{"maxSkew": settings.topology.max_skew, "topologyKey": settings.topology.zone_key,
-             "whenUnsatisfiable": "DoNotSchedule" if settings.production else "ScheduleAnyway",
-             "labelSelector": {"matchLabels": dict(settings.selector_labels)}}]
+def topology_spread(spec: ClusterSpec) -> list[Obj]:
+    return [{"maxSkew": spec.topology.max_skew, "topologyKey": spec.topology.zone_key,
+             "whenUnsatisfiable": "DoNotSchedule" if spec.production else "ScheduleAnyway",
+             "labelSelector": {"matchLabels": dict(spec.selector_labels)}}]
 
 
-def _pvc(settings: Settings, name: str, size: str) -> Obj:
-    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
-    if settings.storage.class_name:
-        spec["storageClassName"] = settings.storage.class_name
-    return {"metadata": {"name": name, "labels": dict(settings.selector_labels)}, "spec": spec}
+def _pvc(spec: ClusterSpec, name: str, size: str) -> Obj:
+    claim: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if spec.storage.class_name:
+        claim["storageClassName"] = spec.storage.class_name
+    return {"metadata": {"name": name, "labels": dict(spec.selector_labels)}, "spec": claim}
 
 
-def server_container(settings: Settings) -> Obj:
-    r = settings.resources
+def server_container(spec: ClusterSpec) -> Obj:
+    r = spec.resources
     return {
         "name": "openbao",
-        "image": settings.image.reference,
-        "imagePullPolicy": settings.image.pull_policy,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
         "command": ["/bin/sh", PATHS.start_script],
         "ports": [{"name": "https", "containerPort": API_PORT, "protocol": "TCP"},
                   {"name": "cluster", "containerPort": CLUSTER_PORT, "protocol": "TCP"}],
-        "env": server_env(settings),
-        "volumeMounts": volume_mounts(settings),
+        "env": server_env(spec),
+        "volumeMounts": volume_mounts(spec),
         "securityContext": container_security_context(),
         "resources": {"requests": {"cpu": r.cpu_request, "memory": r.memory_request},
                       "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit}},
@@ -267,42 +280,42 @@ def server_container(settings: Settings) -> Obj:
     }
 
 
-def stateful_set(settings: Settings, files: dict[str, str], tls_secret: str, unseal_secret: str,
+def stateful_set(spec: ClusterSpec, files: dict[str, str], tls_secret: str, unseal_secret: str,
                  init_secret: Optional[str]) -> Obj:
     """The HA StatefulSet: Parallel start (peers must answer the bootstrap gate), OnDelete updates."""
-    claims = [_pvc(settings, "data", settings.storage.data_size)]
-    if settings.audit.file:
-        claims.append(_pvc(settings, "audit", settings.storage.audit_size))
-    labels = dict(settings.common_labels)
+    claims = [_pvc(spec, "data", spec.storage.data_size)]
+    if spec.audit.file:
+        claims.append(_pvc(spec, "audit", spec.storage.audit_size))
+    labels = dict(spec.common_labels)
     sts: Obj = {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": metadata(settings, settings.name, annotations={**ORPHAN_ON_DELETE, **waiver_annotations(
-            [WAIVER_SA_TOKEN, *image_waivers(settings)])}),
+        "metadata": metadata(spec, spec.name, annotations={**ORPHAN_ON_DELETE, **waiver_annotations(
+            [WAIVER_SA_TOKEN, *image_waivers(spec)])}),
         "spec": {
-            "serviceName": settings.headless_service,
-            "replicas": settings.replicas,
+            "serviceName": spec.headless_service,
+            "replicas": spec.replicas,
             "podManagementPolicy": "Parallel",
             "updateStrategy": {"type": "OnDelete"},
-            "selector": {"matchLabels": dict(settings.selector_labels)},
+            "selector": {"matchLabels": dict(spec.selector_labels)},
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             "template": {
                 "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(files)}},
                 "spec": {
-                    "serviceAccountName": server_service_account(settings),
+                    "serviceAccountName": server_service_account(spec),
                     "automountServiceAccountToken": True,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 30,
                     "securityContext": pod_security_context(),
-                    "affinity": affinity(settings),
-                    "topologySpreadConstraints": topology_spread(settings),
-                    "containers": [server_container(settings)],
-                    "volumes": volumes(settings, tls_secret, unseal_secret, init_secret),
+                    "affinity": affinity(spec),
+                    "topologySpreadConstraints": topology_spread(spec),
+                    "containers": [server_container(spec)],
+                    "volumes": volumes(spec, tls_secret, unseal_secret, init_secret),
                 },
             },
             "volumeClaimTemplates": claims,
         },
     }
-    if settings.production:  # object metadata only: the selector and pod labels stay as they are
+    if spec.production:  # object metadata only: the selector and pod labels stay as they are
         sts["metadata"]["labels"][PRODUCTION_LABEL] = "true"
     return sts
 
@@ -312,12 +325,12 @@ def max_unavailable(replicas: int) -> int:
     return (replicas - 1) // 2
 
 
-def pod_disruption_budget(settings: Settings) -> Optional[Obj]:
+def pod_disruption_budget(spec: ClusterSpec) -> Optional[Obj]:
     """None for a single replica: a PDB there could only block every node drain."""
-    if settings.replicas < 3:
+    if spec.replicas < 3:
         return None
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": metadata(settings, settings.name),
-            "spec": {"maxUnavailable": max_unavailable(settings.replicas),
-                     "selector": {"matchLabels": dict(settings.selector_labels)}}}
+            "metadata": metadata(spec, spec.name),
+            "spec": {"maxUnavailable": max_unavailable(spec.replicas),
+                     "selector": {"matchLabels": dict(spec.selector_labels)}}}
 

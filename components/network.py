@@ -1,43 +1,145 @@
 """NetworkPolicies for the OpenBao namespace: deny everything, then allow exactly the flows
 OpenBao needs.
 
-Policies (all in ``settings.namespace``):
+Policies (all in the cluster's ``namespace``):
 
 * ``<name>-default-deny``: every pod in the namespace, ingress and egress, no rules.
 * ``<name>-server`` (OpenBao pods):
-  - ingress 8200 from the edge (ingress-nginx controller pods, or the Gateway's proxy
-    pods), from each client namespace, from the backup job, and from Prometheus when
-    monitoring is enabled; 8200 + 8201 from the other OpenBao pods;
+  - ingress 8200 from the edge (``edge_namespace``/``edge_pod_labels``: the ingress-nginx
+    controller pods, or the Gateway's proxy pods), from each client namespace, from the
+    backup job (``allow_backup``), and from Prometheus (``allow_monitoring``); 8200 + 8201
+    from the other OpenBao pods;
   - egress to cluster DNS (UDP+TCP 53), to the other OpenBao pods (8200 raft join and
     ``/v1/sys/init`` checks, 8201 cluster traffic), and to the Kubernetes API server
     (service registration, kubernetes auth token reviews).
-* ``<name>-backup`` (backup job pods, when backups are enabled): egress to OpenBao 8200
+* ``<name>-backup`` (backup job pods, with ``allow_backup``): egress to OpenBao 8200
   and DNS only; no ingress.
 
 Every peer names its namespace (``kubernetes.io/metadata.name``): there is no empty
 selector that would open a port to every namespace. Kubelet probes come from the node
 and are not subject to these policies on common CNIs.
 
-The pure functions return plain dicts (the objects as YAML holds them); the component
-only turns them into ``pulumi_kubernetes`` resources, so tests and the evaluator in
+The component takes only what the policies consume (``OpenBaoNetworkPoliciesArgs``: the
+cluster's name and namespace, the peers), never the stack settings; the args are validated
+with the stack config's ``network`` rules into a ``NetworkSpec``. The pure functions take
+that spec and return plain dicts (the objects as YAML holds them); the component only turns
+them into ``pulumi_kubernetes`` resources, so tests and the evaluator in
 ``components.netpol_eval`` run over exactly what is deployed.
 """
 
-from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.backup import backup_labels
 from components.cluster_manifests import metadata
+from components.naming import NamedCluster
 from components.netpol_eval import NAMESPACE_NAME_LABEL
 from components.server_config import API_PORT, CLUSTER_PORT
-from components.settings import Settings
+from components.settings import ArgsCheck, NetworkSettings, _dns_label, _parse_network, _Reader
+from components.tokens import token, with_previous_token
 
 DNS_PORT = 53
+
+
+class OpenBaoNetworkPoliciesArgs(TypedDict, total=False):
+    """Inputs of OpenBaoNetworkPolicies: the cluster they isolate and the peers they admit."""
+
+    name: Required[str]
+    """Name of the OpenBao cluster (its StatefulSet): selects its pods and prefixes each policy's name."""
+    namespace: Required[str]
+    """Namespace of the cluster; the policies (default deny included) govern every pod in it."""
+    client_namespaces: list[str]
+    """Namespaces whose pods may call the API on 8200. Default none."""
+    kube_api_cidrs: list[str]
+    """The API server's addresses as CIDRs (`kubectl get endpoints kubernetes`). Default ["10.96.0.1/32"]."""
+    kube_api_port: int
+    """The API server's port (service registration, kubernetes auth token reviews). Default 443."""
+    dns_namespace: str
+    """Namespace of cluster DNS. Default kube-system."""
+    dns_pod_labels: dict[str, str]
+    """Labels of the cluster DNS pods. Default {k8s-app: kube-dns}."""
+    edge_namespace: str
+    """Namespace of the pods proxying public traffic (ingress controller, Gateway proxies); omit if none."""
+    edge_pod_labels: dict[str, str]
+    """Labels narrowing the edge peer to the proxy pods. Default none: every pod in edge_namespace."""
+    allow_backup: bool
+    """Admit the OpenBaoBackup job's pods to the API, with their own policy (DNS, OpenBao only). Default false."""
+    allow_monitoring: bool
+    """Admit Prometheus (monitoring_namespace, monitoring_pod_labels) to scrape the API port. Default false."""
+    monitoring_namespace: str
+    """Namespace of Prometheus. Default monitoring."""
+    monitoring_pod_labels: dict[str, str]
+    """Labels of the Prometheus pods. Default {app.kubernetes.io/name: prometheus}."""
+
+
+@dataclass(frozen=True)
+class EdgePeer:
+    """The pods that proxy public traffic: one namespace, optionally narrowed by pod labels."""
+
+    namespace: str
+    pod_labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkSpec(NamedCluster):
+    """Validated OpenBaoNetworkPolicies args: what the pure builders below consume."""
+
+    name: str
+    namespace: str
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    edge: Optional[EdgePeer] = None
+    allow_backup: bool = False
+    allow_monitoring: bool = False
+
+
+_NETWORK_KEYS = ("client_namespaces", "kube_api_cidrs", "kube_api_port", "dns_namespace", "dns_pod_labels",
+                 "monitoring_namespace", "monitoring_pod_labels")
+
+
+@dataclass(frozen=True)
+class _Peers:
+    edge: Optional[EdgePeer]
+    allow_backup: bool
+    allow_monitoring: bool
+
+
+def _parse_peers(r: _Reader) -> _Peers:
+    """The edge peer and the two switches, with the config's rules for namespaces, labels and booleans."""
+    ns = r.get("edgeNamespace", str, None, "use the namespace of the ingress controller's or the Gateway proxies' pods")
+    labels = r.get_labels("edgePodLabels", (),
+                          "use the edge proxy pods' labels, e.g. {app.kubernetes.io/name: ingress-nginx}")
+    backup = r.get("allowBackup", bool, False, "use true or false")
+    monitoring = r.get("allowMonitoring", bool, False, "use true or false")
+    edge = None
+    if ns is not None:
+        _dns_label(r, "edgeNamespace", ns)
+        edge = EdgePeer(ns, labels)
+    elif labels:
+        r.fail("edgePodLabels", dict(labels), "selects no pods without edge_namespace",
+               "set edge_namespace to the proxy pods' namespace, or remove edge_pod_labels")
+    return _Peers(edge, backup, monitoring)
+
+
+def network_spec(args: OpenBaoNetworkPoliciesArgs) -> NetworkSpec:
+    """The validated spec (the stack config's identity and ``network`` rules), or ArgsError."""
+    with ArgsCheck("OpenBaoNetworkPolicies") as check:
+        for key in ("name", "namespace"):
+            if args.get(key) is None:
+                check.object_name(key, None)  # required: "must be a string"
+        names = check.section("", {k: args.get(k) for k in ("name", "namespace")})
+        network = check.section("network", {k: args.get(k) for k in _NETWORK_KEYS},
+                                functools.partial(_parse_network, namespace=names.namespace))
+        peers = check.section("", {"edge_namespace": args.get("edge_namespace"),
+                                   "edge_pod_labels": args.get("edge_pod_labels") or None,
+                                   "allow_backup": args.get("allow_backup"),
+                                   "allow_monitoring": args.get("allow_monitoring")}, _parse_peers)
+    return NetworkSpec(name=names.name, namespace=names.namespace, network=network, edge=peers.edge,
+                       allow_backup=peers.allow_backup, allow_monitoring=peers.allow_monitoring)
 
 
 def _tcp(*ports: int) -> list[dict[str, Any]]:
@@ -61,7 +163,7 @@ def _local_pods(labels: Mapping[str, str]) -> dict[str, Any]:
     return {"podSelector": {"matchLabels": dict(labels)}}
 
 
-def _policy(settings: Settings, name: str, pod_labels: Mapping[str, str], *,
+def _policy(names: NetworkSpec, name: str, pod_labels: Mapping[str, str], *,
             ingress: list[dict[str, Any]], egress: list[dict[str, Any]]) -> dict[str, Any]:
     # policyTypes always lists both directions, so an empty rule list means "deny", never
     # "not isolated" (the API server's defaulting would drop Egress for an empty list).
@@ -72,86 +174,76 @@ def _policy(settings: Settings, name: str, pod_labels: Mapping[str, str], *,
     if egress:
         spec["egress"] = egress
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": metadata(settings, name), "spec": spec}
+            "metadata": metadata(names, name), "spec": spec}
 
 
-def edge_peer(settings: Settings) -> Optional[dict[str, Any]]:
+def edge_peer(spec: NetworkSpec) -> Optional[dict[str, Any]]:
     """The pods that proxy public traffic to OpenBao, or None when nothing is published.
 
     nginx: the controller's namespace AND pod labels. Gateway API: the proxies' namespace
-    (by default the Gateway's; implementations that run proxies elsewhere set
-    ``ingress.gatewayProxyNamespace``), narrowed by ``ingress.gatewayProxyPodLabels`` when set.
+    (the Gateway's, or wherever the implementation runs them, e.g. Envoy Gateway), narrowed
+    by their pod labels when given.
     """
-    ing = settings.ingress
-    if ing.mode == "nginx":
-        return _in_namespace(ing.controller_namespace, dict(ing.controller_pod_labels))
-    if ing.mode == "gateway":
-        return _in_namespace(ing.gateway_proxy_namespace or ing.gateway_namespace, dict(ing.gateway_proxy_pod_labels))
-    return None
+    if spec.edge is None:
+        return None
+    return _in_namespace(spec.edge.namespace, dict(spec.edge.pod_labels))
 
 
-def api_client_peers(settings: Settings) -> list[dict[str, Any]]:
+def api_client_peers(spec: NetworkSpec) -> list[dict[str, Any]]:
     """Everyone outside the OpenBao pods that may call the API on 8200."""
     peers: list[dict[str, Any]] = []
-    edge = edge_peer(settings)
+    edge = edge_peer(spec)
     if edge:
         peers.append(edge)
-    peers.extend(_in_namespace(ns) for ns in settings.network.client_namespaces)
-    if settings.backup.enabled:
-        peers.append(_local_pods(backup_labels(settings)))
-    if settings.monitoring.enabled:
-        net = settings.network
+    peers.extend(_in_namespace(ns) for ns in spec.network.client_namespaces)
+    if spec.allow_backup:
+        peers.append(_local_pods(backup_labels(spec)))
+    if spec.allow_monitoring:
+        net = spec.network
         peers.append(_in_namespace(net.monitoring_namespace, dict(net.monitoring_pod_labels)))
     return peers
 
 
-def _dns_egress(settings: Settings) -> dict[str, Any]:
-    net = settings.network
+def _dns_egress(spec: NetworkSpec) -> dict[str, Any]:
+    net = spec.network
     return {"to": [_in_namespace(net.dns_namespace, dict(net.dns_pod_labels))], "ports": _dns_ports()}
 
 
-def default_deny_policy(settings: Settings) -> dict[str, Any]:
+def default_deny_policy(spec: NetworkSpec) -> dict[str, Any]:
     """Deny all ingress and egress for every pod in the namespace."""
-    return _policy(settings, f"{settings.name}-default-deny", {}, ingress=[], egress=[])
+    return _policy(spec, f"{spec.name}-default-deny", {}, ingress=[], egress=[])
 
 
-def server_policy(settings: Settings) -> dict[str, Any]:
+def server_policy(spec: NetworkSpec) -> dict[str, Any]:
     """The OpenBao pods' allowed flows."""
-    ingress = [{"from": [_local_pods(settings.selector_labels)], "ports": _tcp(API_PORT, CLUSTER_PORT)}]
-    clients = api_client_peers(settings)
+    ingress = [{"from": [_local_pods(spec.selector_labels)], "ports": _tcp(API_PORT, CLUSTER_PORT)}]
+    clients = api_client_peers(spec)
     if clients:
         ingress.append({"from": clients, "ports": _tcp(API_PORT)})
     egress = [
-        _dns_egress(settings),
-        {"to": [_local_pods(settings.selector_labels)], "ports": _tcp(API_PORT, CLUSTER_PORT)},
-        {"to": [{"ipBlock": {"cidr": cidr}} for cidr in settings.network.kube_api_cidrs],
-         "ports": _tcp(settings.network.kube_api_port)},
+        _dns_egress(spec),
+        {"to": [_local_pods(spec.selector_labels)], "ports": _tcp(API_PORT, CLUSTER_PORT)},
+        {"to": [{"ipBlock": {"cidr": cidr}} for cidr in spec.network.kube_api_cidrs],
+         "ports": _tcp(spec.network.kube_api_port)},
     ]
-    return _policy(settings, f"{settings.name}-server", settings.selector_labels, ingress=ingress, egress=egress)
+    return _policy(spec, f"{spec.name}-server", spec.selector_labels, ingress=ingress, egress=egress)
 
 
-def backup_policy(settings: Settings) -> dict[str, Any]:
+def backup_policy(spec: NetworkSpec) -> dict[str, Any]:
     """The backup job may reach OpenBao's API and DNS, and nothing may reach it."""
-    egress = [_dns_egress(settings), {"to": [_local_pods(settings.selector_labels)], "ports": _tcp(API_PORT)}]
-    return _policy(settings, f"{settings.name}-backup", backup_labels(settings), ingress=[], egress=egress)
+    egress = [_dns_egress(spec), {"to": [_local_pods(spec.selector_labels)], "ports": _tcp(API_PORT)}]
+    return _policy(spec, f"{spec.name}-backup", backup_labels(spec), ingress=[], egress=egress)
 
 
-def network_policies(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Every NetworkPolicy for the stack, keyed by role (used for child resource names)."""
+def network_policies(spec: NetworkSpec) -> dict[str, dict[str, Any]]:
+    """Every NetworkPolicy for the cluster, keyed by role (used for child resource names)."""
     policies = {
-        "default-deny": default_deny_policy(settings),
-        "server": server_policy(settings),
+        "default-deny": default_deny_policy(spec),
+        "server": server_policy(spec),
     }
-    if settings.backup.enabled:
-        policies["backup"] = backup_policy(settings)
+    if spec.allow_backup:
+        policies["backup"] = backup_policy(spec)
     return policies
-
-
-@dataclass(frozen=True)
-class NetworkPoliciesArgs:
-    """Inputs of OpenBaoNetworkPolicies."""
-
-    settings: Settings
 
 
 class OpenBaoNetworkPolicies(pulumi.ComponentResource):
@@ -160,12 +252,14 @@ class OpenBaoNetworkPolicies(pulumi.ComponentResource):
     policy_names: pulumi.Output[list[str]]
     """Names of the NetworkPolicies created, in the OpenBao namespace."""
 
-    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__("openbao:network:OpenBaoNetworkPolicies", name, None, opts)
+    def __init__(self, name: str, args: OpenBaoNetworkPoliciesArgs,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        spec = network_spec(args)  # before anything registers: bad args create nothing
+        super().__init__(token("OpenBaoNetworkPolicies"), name, None, with_previous_token(opts, "openbao:network:OpenBaoNetworkPolicies"))
         child = pulumi.ResourceOptions(parent=self)
         created = [
             k8s.networking.v1.NetworkPolicy(f"{name}-{role}", metadata=obj["metadata"], spec=obj["spec"], opts=child)
-            for role, obj in network_policies(args.settings).items()
+            for role, obj in network_policies(spec).items()
         ]
         self.policy_names = pulumi.Output.all(*[p.metadata.name for p in created])
         self.register_outputs({"policy_names": self.policy_names})

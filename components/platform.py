@@ -12,17 +12,29 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backup import OpenBaoBackup, OpenBaoBackupArgs
-from components.cluster import OpenBaoCluster, OpenBaoClusterArgs
+from components.backup import BackupImageArgs, OpenBaoBackup, OpenBaoBackupArgs
+from components.cluster import (
+    ClusterAuditArgs,
+    ClusterImageArgs,
+    ClusterResourcesArgs,
+    ClusterSelfInitArgs,
+    ClusterStorageArgs,
+    ClusterTopologyArgs,
+    ClusterUnsealArgs,
+    OpenBaoCluster,
+    OpenBaoClusterArgs,
+)
 from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
-from components.edge import EdgeArgs, OpenBaoEdge
+from components.edge import OpenBaoEdge, OpenBaoEdgeArgs
 from components.lifecycle import stateful
-from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs
-from components.network import NetworkPoliciesArgs, OpenBaoNetworkPolicies
-from components.pki import ClusterPki, ClusterPkiArgs
-from components.server_config import API_PORT
+from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs, renewal_time
+from components.network import OpenBaoNetworkPolicies, OpenBaoNetworkPoliciesArgs
+from components.naming import ClusterNames
+from components.pki import ClusterPki, ClusterPkiArgs, server_dns_names
+from components.server_config import ADMIN_PASSWORD_FILE, API_PORT
 from components.settings import Settings
 from components.unseal import UnsealKey, UnsealKeyArgs
+from components.tokens import token, with_previous_token
 
 #: Pod Security Admission labels: the namespace enforces "restricted".
 POD_SECURITY_LABELS = {
@@ -37,6 +49,8 @@ POD_SECURITY_LABELS = {
 #: rename of ``name`` changes only Kubernetes object names (which the engine refuses for the
 #: protected ones) instead of deleting and re-creating the unseal key and the CA key.
 RESOURCE_NAME = "openbao"
+#: The platform's type token before the components became a package (components/tokens.py).
+PREVIOUS_TOKEN = "openbao:platform:OpenBaoPlatform"
 
 
 def resource_options(settings: Settings) -> Optional[pulumi.ResourceOptions]:
@@ -49,7 +63,7 @@ def resource_options(settings: Settings) -> Optional[pulumi.ResourceOptions]:
     """
     if settings.name == RESOURCE_NAME:
         return None
-    return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=settings.name)])
+    return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=settings.name, type_=PREVIOUS_TOKEN)])
 
 
 # --- Stack settings -> component args: the one place the stack config meets the components ---
@@ -61,6 +75,107 @@ def unseal_args(s: Settings) -> UnsealKeyArgs:
     if s.unseal.previous_key_version is not None:
         args["previous_key_version"] = s.unseal.previous_key_version
     return args
+
+
+def pki_args(s: Settings) -> ClusterPkiArgs:
+    return ClusterPkiArgs(
+        name=s.name, namespace=s.namespace,
+        dns_names=server_dns_names(ClusterNames(name=s.name, namespace=s.namespace), s.replicas),
+        ca_common_name=f"{s.name} {s.stack} CA", organization=s.pki.organization,
+        ca_validity_hours=s.pki.ca_validity_hours, server_validity_hours=s.pki.server_validity_hours,
+        early_renewal_hours=s.pki.early_renewal_hours, key_algorithm=s.pki.key_algorithm,
+        ecdsa_curve=s.pki.ecdsa_curve, rsa_bits=s.pki.rsa_bits, labels=s.common_labels, protect=s.protect)
+
+
+def credentials_args(s: Settings) -> BootstrapCredentialsArgs:
+    return BootstrapCredentialsArgs(secret_name=f"{s.name}-init", namespace=s.namespace,
+                                    password_item=ADMIN_PASSWORD_FILE, labels=s.common_labels)
+
+
+def cluster_args(s: Settings, tls_secret_name: pulumi.Input[str], unseal_secret_name: pulumi.Input[str],
+                 init_secret_name: Optional[pulumi.Input[str]] = None) -> OpenBaoClusterArgs:
+    """The cluster of the stack: its sections field for field, and the switches other sections imply."""
+    image = ClusterImageArgs(repository=s.image.repository, tag=s.image.tag, pull_policy=s.image.pull_policy)
+    if s.image.digest:
+        image["digest"] = s.image.digest
+    storage = ClusterStorageArgs(data_size=s.storage.data_size, audit_size=s.storage.audit_size)
+    if s.storage.class_name:
+        storage["class_name"] = s.storage.class_name
+    r, t, si = s.resources, s.topology, s.self_init
+    unseal = ClusterUnsealArgs(key_version=s.unseal.key_version)
+    if s.unseal.previous_key_version is not None:
+        unseal["previous_key_version"] = s.unseal.previous_key_version
+    args = OpenBaoClusterArgs(
+        name=s.name, namespace=s.namespace, tls_secret_name=tls_secret_name, unseal_secret_name=unseal_secret_name,
+        replicas=s.replicas, production=s.production, tls_min_version=s.tls_min_version,
+        cluster_name=f"{s.name}-{s.stack}", image=image, storage=storage,
+        resources=ClusterResourcesArgs(cpu_request=r.cpu_request, memory_request=r.memory_request,
+                                       cpu_limit=r.cpu_limit, memory_limit=r.memory_limit),
+        topology=ClusterTopologyArgs(zones=list(t.zones), zone_key=t.zone_key, host_key=t.host_key,
+                                     max_skew=t.max_skew),
+        unseal=unseal,
+        self_init=ClusterSelfInitArgs(enabled=si.enabled, admin_service_account=si.admin_service_account,
+                                      userpass_admin=si.userpass_admin, admin_username=si.admin_username,
+                                      kv_mount=si.kv_mount, autopilot_stabilization=si.autopilot_stabilization,
+                                      peer_wait_seconds=si.peer_wait_seconds),
+        audit=ClusterAuditArgs(file=s.audit.file, stdout=s.audit.stdout),
+        backup_auth_role=s.backup.enabled, unauthenticated_metrics=s.monitoring.enabled, protect=s.protect)
+    if init_secret_name is not None:
+        args["init_secret_name"] = init_secret_name
+    return args
+
+
+def network_args(s: Settings) -> OpenBaoNetworkPoliciesArgs:
+    net, ing = s.network, s.ingress
+    args = OpenBaoNetworkPoliciesArgs(
+        name=s.name, namespace=s.namespace, client_namespaces=list(net.client_namespaces),
+        kube_api_cidrs=list(net.kube_api_cidrs), kube_api_port=net.kube_api_port,
+        dns_namespace=net.dns_namespace, dns_pod_labels=dict(net.dns_pod_labels),
+        allow_backup=s.backup.enabled, allow_monitoring=s.monitoring.enabled,
+        monitoring_namespace=net.monitoring_namespace, monitoring_pod_labels=dict(net.monitoring_pod_labels))
+    # The edge peer: the ingress-nginx controller pods, or the Gateway's proxy pods (in the
+    # Gateway's namespace unless the implementation runs them elsewhere).
+    if ing.mode == "nginx":
+        args.update(edge_namespace=ing.controller_namespace, edge_pod_labels=dict(ing.controller_pod_labels))
+    elif ing.mode == "gateway":
+        args.update(edge_namespace=ing.gateway_proxy_namespace or ing.gateway_namespace,
+                    edge_pod_labels=dict(ing.gateway_proxy_pod_labels))
+    return args
+
+
+def edge_args(s: Settings, ca_cert_pem: pulumi.Input[str]) -> OpenBaoEdgeArgs:
+    ing = s.ingress
+    args = OpenBaoEdgeArgs(
+        name=s.name, namespace=s.namespace, mode=ing.mode, ca_cert_pem=ca_cert_pem, tls_min_version=s.tls_min_version,
+        class_name=ing.class_name, cert_manager_issuer_kind=ing.cert_manager_issuer_kind,
+        external_dns=ing.external_dns, gateway_name=ing.gateway_name, gateway_namespace=ing.gateway_namespace)
+    for key, value in (("host", ing.host), ("tls_secret_name", ing.tls_secret_name),
+                       ("cert_manager_issuer", ing.cert_manager_issuer)):
+        if value is not None:
+            args[key] = value  # type: ignore[literal-required]
+    return args
+
+
+def backup_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBaoBackupArgs:
+    image = BackupImageArgs(repository=s.image.repository, tag=s.image.tag, pull_policy=s.image.pull_policy)
+    if s.image.digest:
+        image["digest"] = s.image.digest
+    args = OpenBaoBackupArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
+                             schedule=s.backup.schedule, keep=s.backup.keep, size=s.backup.size, image=image,
+                             protect=s.protect)
+    if s.storage.class_name:
+        args["storage_class_name"] = s.storage.class_name
+    return args
+
+
+def monitoring_args(s: Settings, ca_secret_name: pulumi.Input[str],
+                    server_cert_not_after: pulumi.Input[str]) -> OpenBaoMonitoringArgs:
+    """The renewal alert's time: the certificate's notAfter minus the stack's early-renewal window."""
+    due = pulumi.Output.from_input(server_cert_not_after).apply(
+        lambda t: renewal_time(t, s.pki.early_renewal_hours))
+    return OpenBaoMonitoringArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
+                                 server_cert_renewal_time=due, replicas=s.replicas,
+                                 release_label=s.monitoring.release_label)
 
 
 @dataclass(frozen=True)
@@ -78,12 +193,12 @@ class OpenBaoPlatform(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     """The private CA clients trust (BAO_CACERT)."""
     namespace: str
-    service_names: dict[str, str]
+    service_names: pulumi.Output[dict[str, str]]
     admin_password: Optional[pulumi.Output[str]]
     """Break-glass userpass admin password, secret; None when userpass admin is off."""
 
     def __init__(self, name: str, args: OpenBaoPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__("openbao:platform:OpenBaoPlatform", name, None, opts)
+        super().__init__(token("OpenBaoPlatform"), name, None, with_previous_token(opts, PREVIOUS_TOKEN))
         s = args.settings
         # Deleting the Namespace deletes every PVC in it (Raft data, audit logs, snapshots).
         ns = k8s.core.v1.Namespace(
@@ -92,32 +207,26 @@ class OpenBaoPlatform(pulumi.ComponentResource):
             opts=stateful(self, s.protect, retain=True),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
-        pki = ClusterPki(f"{name}-pki", ClusterPkiArgs(settings=s), opts=in_ns)
+        pki = ClusterPki(f"{name}-pki", pki_args(s), opts=in_ns)
         unseal = UnsealKey(f"{name}-unseal", unseal_args(s), opts=in_ns)
         creds: Optional[BootstrapCredentials] = None
         if s.self_init.enabled and s.self_init.userpass_admin:
-            creds = BootstrapCredentials(f"{name}-credentials", BootstrapCredentialsArgs(settings=s), opts=in_ns)
+            creds = BootstrapCredentials(f"{name}-credentials", credentials_args(s), opts=in_ns)
         cluster = OpenBaoCluster(
             f"{name}-cluster",
-            OpenBaoClusterArgs(settings=s, tls_secret_name=pki.tls_secret_name,
-                               unseal_secret_name=unseal.secret_name,
-                               init_secret_name=creds.secret_name if creds else None),
+            cluster_args(s, pki.tls_secret_name, unseal.secret_name, creds.secret_name if creds else None),
             opts=in_ns,
         )
-        OpenBaoNetworkPolicies(
-            f"{name}-network",
-            NetworkPoliciesArgs(settings=s),
-            opts=in_ns)
+        OpenBaoNetworkPolicies(f"{name}-network", network_args(s), opts=in_ns)
         if s.ingress.mode != "none":
-            OpenBaoEdge(f"{name}-edge", EdgeArgs(settings=s, ca_cert_pem=pki.ca_cert_pem),
+            OpenBaoEdge(f"{name}-edge", edge_args(s, ca_cert_pem=pki.ca_cert_pem),
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, pki]))
         if s.backup.enabled:
-            OpenBaoBackup(f"{name}-backup", OpenBaoBackupArgs(settings=s, ca_secret_name=pki.ca_secret_name),
-                          opts=in_ns)
+            OpenBaoBackup(f"{name}-backup", backup_args(s, ca_secret_name=pki.ca_secret_name), opts=in_ns)
         if s.monitoring.enabled:
             OpenBaoMonitoring(f"{name}-monitoring",
-                              OpenBaoMonitoringArgs(settings=s, ca_secret_name=pki.ca_secret_name,
-                                                    server_cert_not_after=pki.server_cert_not_after),
+                              monitoring_args(s, ca_secret_name=pki.ca_secret_name,
+                                              server_cert_not_after=pki.server_cert_not_after),
                               opts=in_ns)
 
         public = s.ingress.mode != "none" and s.ingress.host

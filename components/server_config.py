@@ -1,4 +1,4 @@
-"""Pure functions: settings -> the OpenBao server config (JSON) and the pod start script.
+"""Pure functions: a validated cluster spec -> the OpenBao server config (JSON) and the start script.
 
 OpenBao reads JSON config natively, so nothing here builds HCL strings. One gotcha of the
 HCL-JSON reader shapes every named block below: a block whose body has exactly one key is
@@ -18,16 +18,57 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from components.naming import NamedCluster
 from components.scripts import script
-from components.settings import Settings
+from components.settings import (
+    AuditSettings,
+    ImageSettings,
+    ResourceSettings,
+    SelfInitSettings,
+    StorageSettings,
+    TopologySettings,
+    UnsealSettings,
+)
 
 API_PORT = 8200
 CLUSTER_PORT = 8201
 KUBERNETES_HOST = "https://kubernetes.default.svc"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class ClusterSpec(NamedCluster):
+    """Validated OpenBaoCluster args: everything the server config and the manifests consume."""
+
+    name: str
+    """Name of the StatefulSet and prefix of every object and DNS name."""
+    namespace: str
+    cluster_name: str
+    """The ``cluster_name`` OpenBao reports."""
+    replicas: int = 3
+    production: bool = False
+    """Required (not preferred) anti-affinity and zone spread, and the production label."""
+    tls_min_version: str = "tls12"
+    image: ImageSettings = field(default_factory=ImageSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
+    topology: TopologySettings = field(default_factory=TopologySettings)
+    unseal: UnsealSettings = field(default_factory=UnsealSettings)
+    self_init: SelfInitSettings = field(default_factory=SelfInitSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    backup_auth_role: bool = False
+    """Self-init creates the ``backup`` kubernetes auth role (bound to ``backup_service_account``)."""
+    unauthenticated_metrics: bool = False
+    """The listener serves ``/v1/sys/metrics`` without a token."""
+    protect: bool = True
+
+    @property
+    def init_mounted(self) -> bool:
+        """Whether the pods mount the init Secret (the break-glass admin's password file)."""
+        return self.self_init.enabled and self.self_init.userpass_admin
 
 
 @dataclass(frozen=True)
@@ -78,12 +119,12 @@ TLS_RELOAD_INTERVAL = "10s"
 ADMIN_PASSWORD_FILE = "admin-password"
 
 
-def backup_service_account(settings: Settings) -> str:
+def backup_service_account(cluster: NamedCluster) -> str:
     """The ServiceAccount the backup CronJob runs as (bound to the `backup` auth role)."""
-    return f"{settings.name}-backup"
+    return f"{cluster.name}-backup"
 
 
-def listener(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+def listener(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, Any]:
     """TLS-only TCP listener. Both cert and key are always set: an empty cert means ACME.
 
     ``tls_auto_reload`` makes OpenBao re-read a renewed cert/key that the kubelet swaps into
@@ -96,36 +137,36 @@ def listener(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
         "tls_cert_file": paths.tls_cert,
         "tls_key_file": paths.tls_key,
         "tls_client_ca_file": paths.ca_cert,
-        "tls_min_version": settings.tls_min_version,
+        "tls_min_version": spec.tls_min_version,
         "tls_auto_reload": True,
         "tls_auto_reload_interval": TLS_RELOAD_INTERVAL,
     }
-    if settings.monitoring.enabled:
+    if spec.unauthenticated_metrics:
         # Scrapes are restricted by NetworkPolicy to the Prometheus pods instead of a token:
         # a long-lived scrape token would be a standing credential to rotate and leak.
         tcp["telemetry"] = {"unauthenticated_metrics_access": True}
     return {"tcp": tcp}
 
 
-def retry_join(settings: Settings, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
+def retry_join(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
     """One join target per pod, verified against our CA and the pod's DNS name."""
     return [
         {
-            "leader_api_addr": f"https://{settings.pod_dns_name(i)}:{API_PORT}",
+            "leader_api_addr": f"https://{spec.pod_dns_name(i)}:{API_PORT}",
             "leader_ca_cert_file": paths.ca_cert,
-            "leader_tls_servername": settings.pod_dns_name(i),
+            "leader_tls_servername": spec.pod_dns_name(i),
         }
-        for i in range(settings.replicas)
+        for i in range(spec.replicas)
     ]
 
 
-def static_seal(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+def static_seal(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, Any]:
     """Static seal reading the key from a mounted file; never inline key material."""
     seal: dict[str, Any] = {
-        "current_key_id": settings.unseal.key_id,
-        "current_key": f"file://{paths.unseal_key(settings.unseal.key_id)}",
+        "current_key_id": spec.unseal.key_id,
+        "current_key": f"file://{paths.unseal_key(spec.unseal.key_id)}",
     }
-    previous = settings.unseal.previous_key_id
+    previous = spec.unseal.previous_key_id
     if previous:
         seal["previous_key_id"] = previous
         seal["previous_key"] = f"file://{paths.unseal_key(previous)}"
@@ -139,34 +180,34 @@ def audit_device_name(kind: str, options: dict[str, str]) -> str:
     return f"{kind}-{digest}"
 
 
-def audit_devices(settings: Settings, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
+def audit_devices(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> list[dict[str, Any]]:
     """Declarative audit devices (API creation is refused by default in OpenBao)."""
     wanted: list[tuple[str, str, dict[str, str]]] = []
-    if settings.audit.file:
+    if spec.audit.file:
         wanted.append(("file", "audit log on its own volume",
                        {"file_path": f"{paths.audit_dir}/audit.log", "mode": "0600"}))
-    if settings.audit.stdout:
+    if spec.audit.stdout:
         wanted.append(("stdout", "audit log to the container log", {"file_path": "stdout"}))
     return [{"file": {audit_device_name(kind, options): {"description": description, "options": options}}}
             for kind, description, options in wanted]
 
 
-def server_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+def server_config(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, Any]:
     """The config every pod reads. api_addr, cluster_addr and node_id come from env."""
     return {
         "ui": True,
         "log_level": "info",
-        "cluster_name": f"{settings.name}-{settings.stack}",
-        "listener": [listener(settings, paths)],
+        "cluster_name": spec.cluster_name,
+        "listener": [listener(spec, paths)],
         "storage": {"raft": {
             "path": paths.data_dir,
             "performance_multiplier": 1,
-            "retry_join": retry_join(settings, paths),
+            "retry_join": retry_join(spec, paths),
         }},
-        "seal": static_seal(settings, paths),
-        "service_registration": {"kubernetes": {"namespace": settings.namespace}},
+        "seal": static_seal(spec, paths),
+        "service_registration": {"kubernetes": {"namespace": spec.namespace}},
         "telemetry": {"prometheus_retention_time": "30s", "disable_hostname": True},
-        "audit": audit_devices(settings, paths),
+        "audit": audit_devices(spec, paths),
     }
 
 
@@ -188,9 +229,9 @@ def _from_file(path: str) -> dict[str, str]:
     return {"eval_type": "string", "eval_source": "file", "path": path}
 
 
-def initialize_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, Any]:
+def initialize_config(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, Any]:
     """The self-init stanza: what the one bootstrapping node configures. No root token."""
-    si = settings.self_init
+    si = spec.self_init
     blocks: list[dict[str, Any]] = [
         {"autopilot": {"request": [_request(
             "autopilot-config", "update", "sys/storage/raft/autopilot/configuration",
@@ -210,16 +251,16 @@ def initialize_config(settings: Settings, paths: ConfigPaths = PATHS) -> dict[st
         }),
         _request("kubernetes-role-admin", "update", "auth/kubernetes/role/admin", {
             "bound_service_account_names": [si.admin_service_account],
-            "bound_service_account_namespaces": [settings.namespace],
+            "bound_service_account_namespaces": [spec.namespace],
             "token_policies": ["admin"],
             "token_ttl": "1h",
             "token_max_ttl": "4h",
         }),
     ]
-    if settings.backup.enabled:
+    if spec.backup_auth_role:
         k8s_requests.append(_request("kubernetes-role-backup", "update", "auth/kubernetes/role/backup", {
-            "bound_service_account_names": [backup_service_account(settings)],
-            "bound_service_account_namespaces": [settings.namespace],
+            "bound_service_account_names": [backup_service_account(spec)],
+            "bound_service_account_namespaces": [spec.namespace],
             "token_policies": ["backup"],
             "token_ttl": "10m",
             "token_max_ttl": "15m",
@@ -242,37 +283,37 @@ def to_json(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-def self_init_peers(settings: Settings) -> str:
+def self_init_peers(spec: ClusterSpec) -> str:
     """``servername,url`` pairs the start script asks before bootstrapping (all but pod 0)."""
     return " ".join(
-        f"{settings.pod_dns_name(i)},https://{settings.pod_dns_name(i)}:{API_PORT}"
-        for i in range(1, settings.replicas)
+        f"{spec.pod_dns_name(i)},https://{spec.pod_dns_name(i)}:{API_PORT}"
+        for i in range(1, spec.replicas)
     )
 
 
-def pod_environment(settings: Settings, ordinal: int) -> dict[str, str]:
+def pod_environment(spec: ClusterSpec, ordinal: int) -> dict[str, str]:
     """The per-pod environment, resolved (the StatefulSet derives it from the downward API)."""
-    pod = f"{settings.name}-{ordinal}"
-    dns = settings.pod_dns_name(ordinal)
+    pod = f"{spec.name}-{ordinal}"
+    dns = spec.pod_dns_name(ordinal)
     return {
         "BAO_K8S_POD_NAME": pod,
-        "BAO_K8S_NAMESPACE": settings.namespace,
+        "BAO_K8S_NAMESPACE": spec.namespace,
         "BAO_RAFT_NODE_ID": pod,
         "BAO_API_ADDR": f"https://{dns}:{API_PORT}",
         "BAO_CLUSTER_ADDR": f"https://{dns}:{CLUSTER_PORT}",
-        **start_environment(settings),
+        **start_environment(spec),
     }
 
 
-def start_environment(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, str]:
+def start_environment(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, str]:
     """The start script's inputs that are the same for every pod."""
     return {
         "BAO_CONFIG_DIR": paths.config_dir,
         "BAO_DATA_DIR": paths.data_dir,
         "BAO_SELF_INIT_CACERT": paths.ca_cert,
-        "BAO_SELF_INIT_NODE": f"{settings.name}-0" if settings.self_init.enabled else "",
-        "BAO_SELF_INIT_PEERS": self_init_peers(settings),
-        "BAO_SELF_INIT_PEER_WAIT": str(settings.self_init.peer_wait_seconds),
+        "BAO_SELF_INIT_NODE": f"{spec.name}-0" if spec.self_init.enabled else "",
+        "BAO_SELF_INIT_PEERS": self_init_peers(spec),
+        "BAO_SELF_INIT_PEER_WAIT": str(spec.self_init.peer_wait_seconds),
     }
 
 
@@ -283,9 +324,9 @@ def start_script() -> str:
     return script("start.sh")
 
 
-def config_files(settings: Settings, paths: ConfigPaths = PATHS) -> dict[str, str]:
+def config_files(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, str]:
     """Every file of the config directory, as the ConfigMap holds them. None is secret."""
-    files = {SERVER_CONFIG_FILE: to_json(server_config(settings, paths)), START_SCRIPT_FILE: start_script()}
-    if settings.self_init.enabled:
-        files[INITIALIZE_CONFIG_FILE] = to_json(initialize_config(settings, paths))
+    files = {SERVER_CONFIG_FILE: to_json(server_config(spec, paths)), START_SCRIPT_FILE: start_script()}
+    if spec.self_init.enabled:
+        files[INITIALIZE_CONFIG_FILE] = to_json(initialize_config(spec, paths))
     return files

@@ -429,6 +429,14 @@ def _parse_topology(r: _Reader) -> TopologySettings:
     return TopologySettings(zones=zones, zone_key=zone_key, host_key=host_key, max_skew=skew)
 
 
+def _check_production_zones(r: _Reader, topology: TopologySettings, replicas: int, production: bool) -> None:
+    """Zones listed in production: at least ``min(replicas, 3)``, so losing one zone keeps quorum."""
+    if topology.zones and production and len(topology.zones) < min(replicas, 3):
+        r.fail("topology.zones", list(topology.zones),
+               f"lists fewer than {min(replicas, 3)} zones in a production stack; losing one zone would lose quorum",
+               "list at least 3 zones, or leave it empty to spread over the zones the nodes carry")
+
+
 def _parse_pki(r: _Reader) -> PkiSettings:
     r.section("pki")
     r.unknown_keys("pki", ["caValidityHours", "serverValidityHours", "earlyRenewalHours",
@@ -643,6 +651,31 @@ def _parse_identity(r: _Reader) -> ClusterNames:
     _dns_label(r, "name", name, max_len=40)  # leaves room for "-internal", "-standby", pod ordinals
     return ClusterNames(name=name, namespace=namespace)
 
+
+def _parse_replicas(r: _Reader, production: bool = False) -> int:
+    """``replicas``: the Raft voters (odd, 1-7; at least 3 in a production stack)."""
+    replicas = r.get("replicas", int, 3, "use an odd number: 1 (dev), 3 or 5")
+    if replicas < 1:
+        r.fail("replicas", replicas, "must be at least 1", "use 1 (dev), 3 or 5")
+    elif replicas % 2 == 0:
+        r.fail("replicas", replicas, "is even; an even Raft cluster tolerates no more failures than the odd size below it "
+               "and can split evenly", f"use {replicas - 1} or {replicas + 1}")
+    elif replicas > 7:
+        r.fail("replicas", replicas, "is more than 7; every write waits for a majority of voters", "use 3 or 5")
+    if production and 1 <= replicas < 3:
+        r.fail("replicas", replicas, "is below 3 in a stack marked production (one lost pod would lose quorum)",
+               "use 3 or 5, or set production to false")
+    return replicas
+
+
+def _parse_tls_min_version(r: _Reader) -> str:
+    """``tlsMinVersion``: the lowest TLS version spoken (1.2 or 1.3)."""
+    tls_min = r.get("tlsMinVersion", str, "tls12", "use tls12 or tls13")
+    if tls_min not in _TLS_VERSIONS:
+        r.fail("tlsMinVersion", tls_min, "is not allowed (TLS below 1.2 is broken)", "use tls12 or tls13")
+    return tls_min
+
+
 #: Sections whose rules a component applies to its own args (components/*: ``validate_args``).
 SECTIONS: dict[str, Callable[[_Reader], Any]] = {
     "": _parse_identity,
@@ -680,20 +713,25 @@ class ArgsCheck:
         if exc_type is None and self.problems:
             raise ArgsError(self.component, self.problems)
 
-    def _reader(self, section: str, args: Mapping[str, Any]) -> _Reader:
+    def _reader(self, section: str, args: Mapping[str, Any], field: Optional[str] = None) -> _Reader:
         values = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in args.items() if v is not None}
         raw = {section: values} if section else values
+        where = f"{self.component}Args" + (f".{field}" if field else "")
 
         def display(path: str) -> str:
             key = path.split(".", 1)[1] if section and "." in path else path
-            return f"{self.component}Args.{_snake(key)}" if key != section else f"{self.component}Args"
+            return f"{where}.{_snake(key)}" if key != section else where
 
         return _Reader(raw, self.problems, display, _snake)
 
     def section(self, section: str, args: Mapping[str, Any],
-                parse: Optional[Callable[[_Reader], _T]] = None) -> Any:
-        """The section's validated dataclass (``""``: the cluster identity, name and namespace)."""
-        return (parse or SECTIONS[section])(self._reader(section, args))
+                parse: Optional[Callable[[_Reader], _T]] = None, field: Optional[str] = None) -> Any:
+        """The section's validated dataclass (``""``: the cluster identity, name and namespace).
+
+        ``field``: the args field holding the section as a nested object (e.g. ``image``);
+        problems then name ``<Component>Args.<field>.<key>``.
+        """
+        return (parse or SECTIONS[section])(self._reader(section, args, field))
 
     def object_name(self, key: str, value: Any, namespace: bool = False) -> None:
         """A Kubernetes object name (DNS-1123 subdomain), or a namespace (DNS-1123 label)."""
@@ -734,29 +772,14 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
     protect = r.get("protect", bool, production,
                     "use true (the engine refuses to replace or delete keys, CA, Namespace, StatefulSet and "
                     "backup volume) or false (dev: `pulumi destroy` removes everything)")
-    replicas = r.get("replicas", int, 3, "use an odd number: 1 (dev), 3 or 5")
-    if replicas < 1:
-        r.fail("replicas", replicas, "must be at least 1", "use 1 (dev), 3 or 5")
-    elif replicas % 2 == 0:
-        r.fail("replicas", replicas, "is even; an even Raft cluster tolerates no more failures than the odd size below it "
-               "and can split evenly", f"use {replicas - 1} or {replicas + 1}")
-    elif replicas > 7:
-        r.fail("replicas", replicas, "is more than 7; every write waits for a majority of voters", "use 3 or 5")
-    if production and 1 <= replicas < 3:
-        r.fail("replicas", replicas, "is below 3 in a stack marked production (one lost pod would lose quorum)",
-               "use 3 or 5, or set production to false")
-    tls_min = r.get("tlsMinVersion", str, "tls12", "use tls12 or tls13")
-    if tls_min not in _TLS_VERSIONS:
-        r.fail("tlsMinVersion", tls_min, "is not allowed (TLS below 1.2 is broken)", "use tls12 or tls13")
+    replicas = _parse_replicas(r, production)
+    tls_min = _parse_tls_min_version(r)
 
     image = _parse_image(r)
     storage = _parse_storage(r)
     resources = _parse_resources(r)
     topology = _parse_topology(r)
-    if topology.zones and production and len(topology.zones) < min(replicas, 3):
-        r.fail("topology.zones", list(topology.zones),
-               f"lists fewer than {min(replicas, 3)} zones in a production stack; losing one zone would lose quorum",
-               "list at least 3 zones, or leave it empty to spread over the zones the nodes carry")
+    _check_production_zones(r, topology, replicas, production)
     pki = _parse_pki(r)
     unseal = _parse_unseal(r)
     self_init = _parse_self_init(r)

@@ -15,6 +15,7 @@ import pulumi_random as random
 
 from components.lifecycle import stateful
 from components.settings import ArgsCheck, UnsealSettings
+from components.tokens import token, with_previous_token
 
 #: The static seal wants exactly this many raw bytes.
 KEY_BYTES = 32
@@ -71,7 +72,7 @@ class UnsealKey(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UnsealKeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         spec = unseal_spec(args)  # before anything registers: bad args create nothing
-        super().__init__("openbao:unseal:UnsealKey", name, None, opts)
+        super().__init__(token("UnsealKey"), name, None, with_previous_token(opts, "openbao:unseal:UnsealKey"))
         protect = args.get("protect", True)
         # Losing a key makes every snapshot and volume sealed with it unreadable: protected, and
         # dropping a retired version takes `pulumi state unprotect` (unseal rotation runbook).

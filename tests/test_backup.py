@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.backup import backup_environment
+from components.backup import backup_environment, backup_spec
+from components.platform import backup_args
 from components.settings import parse_settings
 from tests.support.program import ProgramRun, run_program, stack_config
 
@@ -62,5 +63,77 @@ def test_backup_disabled_creates_nothing() -> None:
 
 def test_environment_follows_settings() -> None:
     s = parse_settings({"namespace": "vault", "backup": {"keep": 3}}, "t")
-    env = backup_environment(s)
+    env = backup_environment(backup_spec(backup_args(s, ca_secret_name=s.ca_bundle_name)))
     assert env["BACKUP_KEEP"] == "3" and env["BAO_ADDR"] == "https://openbao-active.vault.svc:8200"
+
+
+# --- OpenBaoBackup as a reusable component: narrow args, validated, analyzable ---------------
+
+
+def test_backup_stands_alone_without_stack_settings() -> None:
+    """Snapshots of another team's cluster "vault" in "secrets", trusting their CA-only Secret."""
+    import pulumi
+
+    from components.backup import OpenBaoBackup
+    from tests.support.component import run_components
+
+    run = run_components(lambda: OpenBaoBackup("vault-backup", {
+        "name": "vault", "namespace": "secrets", "ca_secret_name": pulumi.Output.from_input("vault-ca"),
+        "keep": 7, "schedule": "30 2 * * *"}))
+    assert {r.name for r in run.kubernetes_objects()} == {"vault-backup-sa", "vault-backup-script",
+                                                          "vault-backup-pvc", "vault-backup-cronjob"}
+    job = run.object("CronJob", "vault-backup")
+    assert job["metadata"]["namespace"] == "secrets" and job["spec"]["schedule"] == "30 2 * * *"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["BAO_ADDR"] == "https://vault-active.secrets.svc:8200" and env["BACKUP_KEEP"] == "7"
+    assert pod["serviceAccountName"] == "vault-backup"  # the name self-init binds to the backup role
+    assert pod["containers"][0]["image"] == "quay.io/openbao/openbao:2.7.2"
+    assert {v["name"]: v for v in pod["volumes"]}["ca"]["secret"]["secretName"] == "vault-ca"
+    pvc = run.by_name("vault-backup-pvc")
+    assert pvc.plain_props["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert "storageClassName" not in pvc.plain_props["spec"]  # the cluster default
+    assert pvc.options["protect"] and pvc.options["retainOnDelete"]  # secure default: protect=True
+
+
+def test_backup_rejects_bad_args_before_creating_anything() -> None:
+    import pytest
+
+    from components.backup import OpenBaoBackup
+    from components.settings import ArgsError
+    from tests.support.component import run_components
+
+    errors: list[str] = []
+
+    def build() -> None:
+        with pytest.raises(ArgsError) as err:
+            OpenBaoBackup("vault-backup", {"name": "vault", "namespace": "secrets", "ca_secret_name": "vault-ca",
+                                           "schedule": "hourly", "keep": 0, "image": {"tag": "latest"},
+                                           "storage_class_name": "Fast SSD"})
+        errors.append(str(err.value))
+
+    run = run_components(build)
+    assert run.registrations == []  # validated before the component registers
+    (text,) = errors
+    assert "OpenBaoBackupArgs.schedule = \"hourly\": is not a five-field cron expression. Fix:" in text
+    assert "OpenBaoBackupArgs.keep = 0: must keep at least one snapshot. Fix: use e.g. 28." in text
+    assert "OpenBaoBackupArgs.image.tag = \"latest\": must be a fixed version tag" in text
+    assert "OpenBaoBackupArgs.storage_class_name = \"Fast SSD\": is not a valid Kubernetes object name. Fix:" in text
+
+
+def test_backup_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    from components.backup import OpenBaoBackup
+
+    schema = Analyzer("openbao-platform").analyze([OpenBaoBackup])
+    (comp,) = schema["component_definitions"].values()
+    assert set(comp.inputs) == {"name", "namespace", "caSecretName", "schedule", "keep", "size", "storageClassName",
+                                "image", "protect"}
+    assert all(p.description for p in comp.inputs.values())
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "caSecretName"}
+    assert not comp.inputs["caSecretName"].plain  # may come from another resource (ClusterPki)
+    image = schema["type_definitions"]["BackupImageArgs"]
+    assert set(image.properties) == {"repository", "tag", "digest", "pullPolicy"}
+    assert all(p.description for p in image.properties.values())
+    assert set(comp.outputs) == {"cronJobName", "claimName"} and all(p.description for p in comp.outputs.values())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from components import cluster_manifests as m
 from components.server_config import config_files
-from components.settings import parse_settings
+from tests.support.cluster import stack_spec
 from tests.support.program import ProgramRun
 
 
@@ -144,12 +145,12 @@ def test_max_unavailable_keeps_majority(replicas: int, expected: int) -> None:
 
 
 def test_single_replica_has_no_pdb() -> None:
-    assert m.pod_disruption_budget(parse_settings({"replicas": 1}, "t")) is None
+    assert m.pod_disruption_budget(stack_spec({"replicas": 1})) is None
 
 
 def test_config_hash_tracks_config() -> None:
-    a = parse_settings({}, "t")
-    b = parse_settings({"tlsMinVersion": "tls13"}, "t")
+    a = stack_spec({})
+    b = stack_spec({"tlsMinVersion": "tls13"})
     assert m.config_hash(config_files(a)) != m.config_hash(config_files(b))
     assert m.config_hash(config_files(a)) == m.config_hash(config_files(a))
 
@@ -176,5 +177,211 @@ def test_scan_waivers_carry_reasons_and_follow_the_digest(prod_run: ProgramRun) 
     ann = prod_run.object("StatefulSet", "openbao")["metadata"]["annotations"]
     waived = {v.split("=", 1)[0] for k, v in ann.items() if k.startswith("checkov.io/skip")}
     assert waived == {"CKV_K8S_38", "CKV_K8S_15", "CKV_K8S_43"}
-    digest = parse_settings({"image": {"digest": "sha256:" + "b" * 64}}, "t")
+    digest = stack_spec({"image": {"digest": "sha256:" + "b" * 64}})
     assert "CKV_K8S_43" not in str(m.waiver_annotations(m.image_waivers(digest)))
+
+
+# --- OpenBaoCluster as a reusable component: narrow args, validated, analyzable ----------------
+
+#: A team's own cluster: no stack settings, only the args and the Secrets it already has.
+TEAM_ARGS: dict[str, Any] = {"name": "vault", "namespace": "secrets", "replicas": 3,
+                             "tls_secret_name": "vault-tls", "unseal_secret_name": "vault-unseal",
+                             "init_secret_name": "vault-init"}
+
+
+def _rejected(args: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The ArgsError text for ``args``, and what the program registered around it.
+
+    The error is caught inside the program, so the run awaits every registration the SDK had
+    started: a component that registered itself before validating would show up here.
+    """
+    from components.cluster import OpenBaoCluster
+    from components.settings import ArgsError
+    from tests.support.component import run_components
+
+    errors: list[ArgsError] = []
+
+    def build() -> None:
+        try:
+            OpenBaoCluster("vault", args)  # type: ignore[arg-type]
+        except ArgsError as err:
+            errors.append(err)
+
+    run = run_components(build)
+    assert errors, "bad args were accepted"
+    return str(errors[0]), run.registrations
+
+
+def test_cluster_stands_alone_without_stack_settings() -> None:
+    import pulumi
+
+    from components.cluster import OpenBaoCluster
+    from tests.support.component import run_components
+    from tests.support.program import resolve
+
+    built: list[OpenBaoCluster] = []
+
+    def build() -> OpenBaoCluster:
+        # A Secret name may come from another resource's output: pulumi.Input.
+        built.append(OpenBaoCluster("team", {**TEAM_ARGS, "tls_secret_name": pulumi.Output.from_input("vault-tls")}))
+        return built[0]
+
+    run = run_components(build)
+    sts = run.object("StatefulSet", "vault")
+    assert sts["metadata"]["namespace"] == "secrets" and m.PRODUCTION_LABEL not in sts["metadata"]["labels"]
+    spec = sts["spec"]
+    assert spec["serviceName"] == "vault-internal" and spec["replicas"] == 3
+    assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/name": "openbao", "app.kubernetes.io/instance": "vault"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "vault"
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {"tls": "vault-tls", "unseal": "vault-unseal", "init": "vault-init"}
+    assert {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"] == "vault-config"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["BAO_API_ADDR"] == "https://$(BAO_K8S_POD_NAME).vault-internal.secrets.svc:8200"
+    assert env["BAO_SELF_INIT_NODE"] == "vault-0"
+
+    svcs = {r.props["metadata"]["name"]: r for r in run.of_type("kubernetes:core/v1:Service")}
+    assert set(svcs) == {"vault-internal", "vault", "vault-active", "vault-standby"}
+    assert {r.name for r in svcs.values()} == {f"team-svc-{n}" for n in svcs}  # child names follow the component's
+    assert all(r.props["metadata"]["namespace"] == "secrets" for r in svcs.values())
+    assert svcs["vault-active"].props["spec"]["selector"]["app.kubernetes.io/instance"] == "vault"
+
+    assert run.object("Role", "vault-discovery")["metadata"]["namespace"] == "secrets"
+    assert run.object("RoleBinding", "vault-discovery")["subjects"] == [
+        {"kind": "ServiceAccount", "name": "vault", "namespace": "secrets"}]
+    crb = run.object("ClusterRoleBinding", "secrets-vault-auth-delegator")
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "vault", "namespace": "secrets"}]
+    assert run.object("ServiceAccount", "openbao-admin")["metadata"]["namespace"] == "secrets"
+
+    cm = run.object("ConfigMap", "vault-config")["data"]
+    config = json.loads(cm["server.json"])
+    hosts = [f"vault-{i}.vault-internal.secrets.svc" for i in range(3)]
+    assert config["storage"]["raft"]["retry_join"] == [
+        {"leader_api_addr": f"https://{h}:8200", "leader_ca_cert_file": "/openbao/tls/ca.crt",
+         "leader_tls_servername": h} for h in hosts]
+    assert config["cluster_name"] == "vault" and config["service_registration"]["kubernetes"]["namespace"] == "secrets"
+    assert config["seal"]["static"]["current_key_id"] == "unseal-v1"
+    assert "telemetry" not in config["listener"][0]["tcp"]  # unauthenticated metrics are off by default
+    init = json.loads(cm["initialize.json"])["initialize"]
+    assert "kubernetes-role-backup" not in json.dumps(init)  # no backup role unless asked for
+    assert m.config_hash(cm) == spec["template"]["metadata"]["annotations"][m.CONFIG_HASH_ANNOTATION]
+
+    assert run.object("PodDisruptionBudget", "vault")["spec"]["maxUnavailable"] == 1
+    (sts_reg,) = run.of_type("kubernetes:apps/v1:StatefulSet")
+    assert sts_reg.name == "team-statefulset" and sts_reg.options["protect"] is True  # secure default
+    assert resolve(built[0].service_names) == {"api": "vault", "active": "vault-active", "standby": "vault-standby",
+                                              "headless": "vault-internal"}
+    assert resolve(built[0].service_account_name) == "vault"
+    assert resolve(built[0].admin_service_account_name) == "openbao-admin"
+
+
+def test_cluster_args_switch_what_the_stack_sections_switched() -> None:
+    from components.cluster import cluster_spec
+    from components.server_config import initialize_config, server_config
+
+    spec = cluster_spec({**TEAM_ARGS, "production": True, "backup_auth_role": True, "unauthenticated_metrics": True,
+                         "cluster_name": "vault-prod", "unseal": {"key_version": 3, "previous_key_version": 2},
+                         "topology": {"zones": ["a", "b", "c"]}, "storage": {"class_name": "fast", "data_size": "5Gi"},
+                         "image": {"digest": "sha256:" + "c" * 64}, "protect": False})
+    config = server_config(spec)
+    assert config["cluster_name"] == "vault-prod"
+    assert config["listener"][0]["tcp"]["telemetry"] == {"unauthenticated_metrics_access": True}
+    assert config["seal"]["static"]["current_key_id"] == "unseal-v3"
+    assert config["seal"]["static"]["previous_key_id"] == "unseal-v2"
+    role = [r for b in initialize_config(spec)["initialize"] for body in b.values() for req in body["request"]
+            for n, r in req.items() if n == "kubernetes-role-backup"]
+    assert role and role[0]["data"]["bound_service_account_names"] == ["vault-backup"]
+    sts = m.stateful_set(spec, {}, "t", "u", "i")
+    assert sts["metadata"]["labels"][m.PRODUCTION_LABEL] == "true"
+    pod = sts["spec"]["template"]["spec"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert pod["containers"][0]["image"] == "quay.io/openbao/openbao:2.7.2@sha256:" + "c" * 64
+    data = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert data["storageClassName"] == "fast" and data["resources"]["requests"]["storage"] == "5Gi"
+    assert spec.protect is False
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"replicas": 4}, 'OpenBaoClusterArgs.replicas = 4: is even; an even Raft cluster'),
+    ({"replicas": 1, "production": True}, "OpenBaoClusterArgs.replicas = 1: is below 3"),
+    ({"tls_min_version": "tls11"}, 'OpenBaoClusterArgs.tls_min_version = "tls11": is not allowed'),
+    ({"name": "Vault"}, 'OpenBaoClusterArgs.name = "Vault": is not a valid DNS-1123 label'),
+    ({"name": None}, "OpenBaoClusterArgs.name = null: is required"),
+    ({"tls_secret_name": None}, "OpenBaoClusterArgs.tls_secret_name = null: is required"),
+    ({"unseal_secret_name": "Bad_Name"}, 'OpenBaoClusterArgs.unseal_secret_name = "Bad_Name": is not a valid'),
+    ({"init_secret_name": None}, "OpenBaoClusterArgs.init_secret_name = null: is required while self_init.userpass_admin"),
+    ({"image": {"tag": "latest"}}, 'OpenBaoClusterArgs.image.tag = "latest": must be a fixed version tag'),
+    ({"storage": {"data_size": "512Mi"}}, 'OpenBaoClusterArgs.storage.data_size = "512Mi": is below 1Gi'),
+    ({"storage": {"size": "5Gi"}}, 'OpenBaoClusterArgs.storage.size = "5Gi": is not a setting'),
+    ({"resources": {"cpu_request": "4"}}, 'OpenBaoClusterArgs.resources.cpu_request = "4": is larger than'),
+    ({"production": True, "topology": {"zones": ["a", "b"]}},
+     'OpenBaoClusterArgs.topology.zones = ["a", "b"]: lists fewer than 3 zones'),
+    ({"unseal": {"key_version": 2, "previous_key_version": 2}},
+     "OpenBaoClusterArgs.unseal.previous_key_version = 2: must be lower than"),
+    ({"self_init": "yes"}, 'OpenBaoClusterArgs.self_init = "yes": must be an object'),
+    ({"self_init": {"peer_wait_seconds": 0}}, "OpenBaoClusterArgs.self_init.peer_wait_seconds = 0: must be between"),
+    ({"self_init": {"enabled": False}, "backup_auth_role": True},
+     "OpenBaoClusterArgs.backup_auth_role = true: the backup role is created by self-init"),
+    ({"audit": {"file": False}}, "OpenBaoClusterArgs.audit.file = false: no audit device"),
+    ({"replica": 3}, "OpenBaoClusterArgs.replica = 3: is not a setting"),
+    ({"protect": "yes"}, 'OpenBaoClusterArgs.protect = "yes": must be true or false'),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_cluster_rejects_bad_args_before_creating_anything(change: dict[str, Any], expected: str) -> None:
+    text, registered = _rejected({**TEAM_ARGS, **change})
+    assert expected in text and "Fix: " in text.split(expected, 1)[1].splitlines()[0]
+    assert registered == []
+
+
+def test_cluster_lists_every_bad_arg_at_once() -> None:
+    text, registered = _rejected({"name": "vault", "namespace": "secrets", "replicas": 2,
+                                  "image": {"tag": "latest"}, "storage": {"audit_size": "1Mi"}})
+    for key in ("tls_secret_name", "unseal_secret_name", "init_secret_name", "replicas", "image.tag",
+                "storage.audit_size"):
+        assert f"OpenBaoClusterArgs.{key} = " in text, key
+    assert "6 problem(s) in the args of OpenBaoCluster" in text and registered == []
+
+
+def test_cluster_nested_args_mirror_the_stack_sections() -> None:
+    """One set of rules: each nested args type is its stack config section, field for field."""
+    import dataclasses
+
+    from components import cluster
+    from components.server_config import ClusterSpec
+
+    nested = {"image": cluster.ClusterImageArgs, "storage": cluster.ClusterStorageArgs,
+              "resources": cluster.ClusterResourcesArgs, "topology": cluster.ClusterTopologyArgs,
+              "unseal": cluster.ClusterUnsealArgs, "self_init": cluster.ClusterSelfInitArgs,
+              "audit": cluster.ClusterAuditArgs}
+    section_types = {f.name: f.type for f in dataclasses.fields(ClusterSpec)}
+    for key, args_type in nested.items():
+        assert cluster.OpenBaoClusterArgs.__annotations__[key] is args_type
+        section = getattr(ClusterSpec(name="n", namespace="ns", cluster_name="n"), key)
+        assert set(args_type.__annotations__) == {f.name for f in dataclasses.fields(section)}, key
+        assert section_types[key] == type(section).__name__, key
+
+
+def test_cluster_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    from components.cluster import OpenBaoCluster
+
+    result = Analyzer("openbao-platform").analyze([OpenBaoCluster])
+    (comp,) = result["component_definitions"].values()
+    assert set(comp.inputs) == {
+        "name", "namespace", "tlsSecretName", "unsealSecretName", "initSecretName", "replicas", "production",
+        "tlsMinVersion", "clusterName", "image", "storage", "resources", "topology", "unseal", "selfInit", "audit",
+        "backupAuthRole", "unauthenticatedMetrics", "protect"}
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "tlsSecretName",
+                                                                      "unsealSecretName"}
+    assert all(p.description for p in comp.inputs.values())
+    assert comp.inputs["image"].ref == "#/types/openbao-platform:index:ClusterImageArgs"
+    assert comp.inputs["tlsSecretName"].plain is None and comp.inputs["replicas"].plain  # Input vs plain
+    types = result["type_definitions"]
+    assert set(types) == {"ClusterImageArgs", "ClusterStorageArgs", "ClusterResourcesArgs", "ClusterTopologyArgs",
+                          "ClusterUnsealArgs", "ClusterSelfInitArgs", "ClusterAuditArgs"}
+    for t in types.values():
+        assert t.description and t.properties and all(p.description for p in t.properties.values()), t.name
+    assert set(comp.outputs) == {"statefulSetName", "serviceNames", "serviceAccountName", "adminServiceAccountName"}
+    assert all(p.description for p in comp.outputs.values())

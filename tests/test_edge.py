@@ -9,13 +9,15 @@ import pytest
 from cryptography import x509
 
 from components.edge import (
-    EdgeArgs,
+    EdgeSpec,
     OpenBaoEdge,
     backend_ca_name,
     edge_objects,
+    edge_spec,
     nginx_annotations,
 )
-from components.settings import Settings, parse_settings
+from components.platform import edge_args
+from components.settings import parse_settings
 from tests.schema.harness import run_component
 from tests.support.program import ProgramRun, stack_config
 
@@ -24,14 +26,14 @@ NGINX = "nginx.ingress.kubernetes.io/"
 BASE: dict[str, Any] = {"ingress": {"mode": "nginx", "host": "bao.example.com", "certManagerIssuer": "letsencrypt"}}
 
 
-def settings(tls_min: str = "tls12", **ingress: Any) -> Settings:
-    """A stack publishing bao.example.com, with ingress keys overridden."""
+def settings(tls_min: str = "tls12", **ingress: Any) -> EdgeSpec:
+    """The edge of a stack publishing bao.example.com, with ingress keys overridden (the platform's mapping)."""
     raw = copy.deepcopy(BASE)
     raw["ingress"].update(ingress)
-    return parse_settings({**raw, "tlsMinVersion": tls_min}, "prod")
+    return edge_spec(edge_args(parse_settings({**raw, "tlsMinVersion": tls_min}, "prod"), CA))
 
 
-def objects(s: Settings) -> dict[str, dict[str, Any]]:
+def objects(s: EdgeSpec) -> dict[str, dict[str, Any]]:
     return {o["kind"]: o for o in edge_objects(s, CA).values()}
 
 
@@ -108,7 +110,7 @@ def test_proxy_ssl_secret_holds_only_the_public_ca(prod_run: ProgramRun) -> None
 
 
 def test_proxy_ssl_name_is_a_san_of_the_real_server_certificate(prod_run: ProgramRun) -> None:
-    s = parse_settings(stack_config("prod"), "prod")
+    s = edge_spec(edge_args(parse_settings(stack_config("prod"), "prod"), CA))
     pem = prod_run.object("Secret", f"{s.name}-tls")["stringData"]["tls.crt"]
     sans = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert nginx_annotations(s)[f"{NGINX}proxy-ssl-name"] in sans.value.get_values_for_type(x509.DNSName)
@@ -153,7 +155,7 @@ def test_backend_tls_policy_validates_the_active_service_with_our_ca() -> None:
 
 
 def test_no_ingress_no_objects() -> None:
-    assert edge_objects(parse_settings({}, "dev"), CA) == {}
+    assert edge_objects(edge_spec(edge_args(parse_settings({}, "dev"), CA)), CA) == {}
 
 
 # --- component ------------------------------------------------------------------------
@@ -165,11 +167,11 @@ def test_no_ingress_no_objects() -> None:
                  "edge-backend-tls": "kubernetes:gateway.networking.k8s.io/v1:BackendTLSPolicy"}),
 ])
 def test_component_children_and_url(mode: str, children: Mapping[str, str]) -> None:
-    s = settings(mode=mode)
-    registrations, url = run_component(lambda: OpenBaoEdge("edge", EdgeArgs(settings=s, ca_cert_pem=CA)),
-                                       lambda c: c.url)
+    stack = parse_settings({**BASE, "ingress": {**BASE["ingress"], "mode": mode}}, "prod")
+    s = edge_spec(edge_args(stack, CA))
+    registrations, url = run_component(lambda: OpenBaoEdge("edge", edge_args(stack, CA)), lambda c: c.url)
     assert url == "https://bao.example.com"
-    assert [r.type for r in registrations if not r.custom] == ["openbao:edge:OpenBaoEdge"]
+    assert [r.type for r in registrations if not r.custom] == ["openbao-platform:index:OpenBaoEdge"]
     assert {r.name: r.type for r in registrations if r.custom} == children
     props = {r.name: r.plain_props for r in registrations if r.custom}
     if mode == "gateway":
@@ -179,6 +181,73 @@ def test_component_children_and_url(mode: str, children: Mapping[str, str]) -> N
 
 def test_component_without_ingress_creates_nothing() -> None:
     s = parse_settings({}, "dev")
-    registrations, url = run_component(lambda: OpenBaoEdge("edge", EdgeArgs(settings=s, ca_cert_pem=CA)),
-                                       lambda c: c.url)
+    registrations, url = run_component(lambda: OpenBaoEdge("edge", edge_args(s, CA)), lambda c: c.url)
     assert url is None and [r for r in registrations if r.custom] == []
+
+
+# --- OpenBaoEdge as a reusable component: narrow args, validated, analyzable -----------------
+
+
+def test_edge_stands_alone_without_stack_settings() -> None:
+    """Publish another team's cluster "vault" in "secrets" on its Gateway; nginx with its own Secret."""
+    from tests.support.component import run_components
+
+    run = run_components(lambda: OpenBaoEdge("vault-edge", {
+        "name": "vault", "namespace": "secrets", "mode": "gateway", "host": "vault.example.org",
+        "ca_cert_pem": CA, "gateway_name": "public", "gateway_namespace": "gateways"}))
+    assert {r.name for r in run.kubernetes_objects()} == {"vault-edge-backend-ca", "vault-edge-route",
+                                                          "vault-edge-backend-tls"}
+    route = run.object("HTTPRoute", "vault")
+    assert route["metadata"]["namespace"] == "secrets" and route["spec"]["hostnames"] == ["vault.example.org"]
+    assert route["spec"]["parentRefs"][0]["name"] == "public"
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "vault-active"
+    validation = run.object("BackendTLSPolicy", "vault")["spec"]["validation"]
+    assert validation["hostname"] == "vault-active.secrets.svc"
+    assert run.object("ConfigMap", "vault-ca")["data"] == {"ca.crt": CA}
+
+    run = run_components(lambda: OpenBaoEdge("vault-edge", {
+        "name": "vault", "namespace": "secrets", "mode": "nginx", "host": "vault.example.org",
+        "tls_secret_name": "vault-public"}))
+    ingress = run.object("Ingress", "vault")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations[f"{NGINX}proxy-ssl-secret"] == "secrets/vault-ca"
+    assert annotations[f"{NGINX}proxy-ssl-name"] == "vault-active.secrets.svc"
+    assert annotations[f"{NGINX}proxy-ssl-protocols"] == "TLSv1.2 TLSv1.3"  # secure default
+    assert ingress["spec"]["tls"] == [{"hosts": ["vault.example.org"], "secretName": "vault-public"}]
+
+
+def test_edge_rejects_bad_args_before_creating_anything() -> None:
+    from components.settings import ArgsError
+    from tests.support.component import run_components
+
+    errors: list[str] = []
+
+    def build() -> None:
+        for bad in ({"name": "vault", "namespace": "secrets", "mode": "nginx", "host": "vault",
+                     "tls_min_version": "tls10"},
+                    {"name": "vault", "namespace": "secrets", "mode": "gateway", "host": "vault.example.org"}):
+            with pytest.raises(ArgsError) as err:
+                OpenBaoEdge("vault-edge", bad)  # type: ignore[arg-type]
+            errors.append(str(err.value))
+
+    run = run_components(build)
+    assert run.registrations == []  # validated before the component registers
+    nginx, gateway = errors
+    assert "OpenBaoEdgeArgs.host = \"vault\": is not a fully qualified DNS name. Fix: use e.g. bao.example.com." in nginx
+    assert "OpenBaoEdgeArgs.tls_secret_name = null: exactly one public TLS source is needed" in nginx
+    assert "OpenBaoEdgeArgs.tls_min_version = \"tls10\": is not allowed (TLS below 1.2 is broken). " \
+           "Fix: use tls12 or tls13." in nginx
+    assert "OpenBaoEdgeArgs.ca_cert_pem = null: is required when mode is gateway" in gateway and "Fix:" in gateway
+
+
+def test_edge_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    (comp,) = Analyzer("openbao-platform").analyze([OpenBaoEdge])["component_definitions"].values()
+    assert set(comp.inputs) == {"name", "namespace", "mode", "host", "caCertPem", "tlsMinVersion", "className",
+                                "tlsSecretName", "certManagerIssuer", "certManagerIssuerKind", "externalDns",
+                                "gatewayName", "gatewayNamespace"}
+    assert all(p.description for p in comp.inputs.values())
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "mode"}
+    assert not comp.inputs["caCertPem"].plain  # may come from another resource (ClusterPki)
+    assert set(comp.outputs) == {"url"} and all(p.description for p in comp.outputs.values())

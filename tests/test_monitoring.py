@@ -51,3 +51,72 @@ def test_renewal_epoch() -> None:
 
 def test_monitoring_off_in_dev(dev_run: ProgramRun) -> None:
     assert not [r for r in dev_run.registrations if r.type.startswith("kubernetes:monitoring.coreos.com")]
+
+
+# --- OpenBaoMonitoring as a reusable component: narrow args, validated, analyzable -----------
+
+
+def test_monitoring_stands_alone_without_stack_settings() -> None:
+    """Scrape and alert on another team's 5-voter cluster "vault" in "secrets"."""
+    from components.monitoring import OpenBaoMonitoring
+    from tests.support.component import run_components
+
+    run = run_components(lambda: OpenBaoMonitoring("vault-mon", {
+        "name": "vault", "namespace": "secrets", "ca_secret_name": "vault-ca",
+        "server_cert_renewal_time": "2030-01-01T00:00:00Z", "replicas": 5, "release_label": "kube-prometheus"}))
+    assert {r.name for r in run.kubernetes_objects()} == {"vault-mon-servicemonitor", "vault-mon-prometheusrule"}
+    sm = run.object("ServiceMonitor", "vault")
+    assert sm["metadata"]["namespace"] == "secrets" and sm["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["secrets"]}
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["tlsConfig"] == {"ca": {"secret": {"name": "vault-ca", "key": "ca.crt"}},
+                               "serverName": "vault-internal.secrets.svc"}
+    rules = {r["alert"]: r["expr"] for r in run.object("PrometheusRule", "vault")["spec"]["groups"][0]["rules"]}
+    due = int(dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+    assert rules["OpenBaoCertificateRenewalDue"] == f"time() > {due}"
+    assert "< 2" in rules["OpenBaoQuorumAtRisk"] and 'cronjob="vault-backup"' in rules["OpenBaoBackupFailing"]
+
+
+def test_monitoring_rejects_bad_args_before_creating_anything() -> None:
+    import pytest
+
+    from components.monitoring import OpenBaoMonitoring
+    from components.settings import ArgsError
+    from tests.support.component import run_components
+
+    errors: list[str] = []
+
+    def build() -> None:
+        with pytest.raises(ArgsError) as err:
+            OpenBaoMonitoring("vault-mon", {"name": "vault", "namespace": "secrets", "ca_secret_name": "vault-ca",
+                                            "server_cert_renewal_time": "next week", "replicas": 4,
+                                            "release_label": "kube prometheus"})
+        errors.append(str(err.value))
+
+    run = run_components(build)
+    assert run.registrations == []  # validated before the component registers
+    (text,) = errors
+    assert "OpenBaoMonitoringArgs.server_cert_renewal_time = \"next week\": is not an RFC 3339 UTC time. Fix:" in text
+    assert "OpenBaoMonitoringArgs.replicas = 4: is even" in text and "Fix: use 3 or 5." in text
+    assert "OpenBaoMonitoringArgs.release_label = \"kube prometheus\": is not a valid label value. " \
+           "Fix: use e.g. prometheus." in text
+
+
+def test_monitoring_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    from components.monitoring import OpenBaoMonitoring
+
+    (comp,) = Analyzer("openbao-platform").analyze([OpenBaoMonitoring])["component_definitions"].values()
+    assert set(comp.inputs) == {"name", "namespace", "caSecretName", "serverCertRenewalTime", "replicas",
+                                "releaseLabel"}
+    assert all(p.description for p in comp.inputs.values())
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "caSecretName",
+                                                                      "serverCertRenewalTime"}
+    assert set(comp.outputs) == {"ruleName"} and all(p.description for p in comp.outputs.values())
+
+
+def test_renewal_time_is_not_after_minus_the_window() -> None:
+    from components.monitoring import renewal_time
+
+    assert renewal_time("2030-01-31T12:00:00Z", 720) == "2030-01-01T12:00:00Z"

@@ -8,8 +8,10 @@ from typing import Any, Mapping, Optional
 import pytest
 
 from components.backup import backup_labels
+from components.naming import ClusterNames
 from components.netpol_eval import NAMESPACE_NAME_LABEL, Cluster, Endpoint, External, Pod
-from components.network import NetworkPoliciesArgs, OpenBaoNetworkPolicies, network_policies
+from components.network import OpenBaoNetworkPolicies, network_policies, network_spec
+from components.platform import network_args
 from components.settings import Settings, parse_settings
 from tests.schema.harness import run_component
 
@@ -63,8 +65,13 @@ def endpoints(s: Settings) -> dict[str, Endpoint]:
 Flow = tuple[str, str, int, str]
 
 
+def policies(s: Settings) -> dict[str, dict[str, Any]]:
+    """The stack's policies, built the way the platform builds them (its args mapping)."""
+    return network_policies(network_spec(network_args(s)))
+
+
 def cluster_for(s: Settings) -> Cluster:
-    return Cluster({n: {} for n in {*NAMESPACES, s.namespace}}, list(network_policies(s).values()))
+    return Cluster({n: {} for n in {*NAMESPACES, s.namespace}}, list(policies(s).values()))
 
 
 def allowed_flows(s: Settings) -> set[Flow]:
@@ -136,7 +143,7 @@ def test_nothing_is_published_without_an_ingress() -> None:
 
 def test_without_backups_there_is_no_backup_policy_and_the_job_pods_are_denied() -> None:
     s = settings(backup={"enabled": False})
-    assert "backup" not in network_policies(s)
+    assert "backup" not in policies(s)
     assert allowed_flows(s) == EXPECTED - _to_servers(["backup"]) - {f for f in DNS if f[0] == "backup"}
 
 
@@ -164,7 +171,7 @@ def _peers(policy: dict[str, Any]) -> list[tuple[str, Optional[list[dict[str, An
 
 @pytest.mark.parametrize("mode", ["nginx", "gateway"])
 def test_no_rule_opens_a_port_to_every_namespace_or_address(mode: str) -> None:
-    for policy in network_policies(settings(ingress={"mode": mode})).values():
+    for policy in policies(settings(ingress={"mode": mode})).values():
         for direction, peers in _peers(policy):
             assert peers, f"{policy['metadata']['name']}: an {direction} rule without peers admits everyone"
             for peer in peers:
@@ -178,14 +185,14 @@ def test_no_rule_opens_a_port_to_every_namespace_or_address(mode: str) -> None:
 
 
 def test_default_deny_covers_every_pod_in_both_directions() -> None:
-    deny = network_policies(settings())["default-deny"]
+    deny = policies(settings())["default-deny"]
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     assert deny["metadata"]["namespace"] == "openbao"
 
 
 def test_policies_live_in_the_openbao_namespace_with_common_labels() -> None:
     s = settings()
-    for policy in network_policies(s).values():
+    for policy in policies(s).values():
         assert policy["metadata"]["namespace"] == s.namespace
         assert policy["metadata"]["labels"] == s.common_labels
 
@@ -193,12 +200,95 @@ def test_policies_live_in_the_openbao_namespace_with_common_labels() -> None:
 def test_component_creates_each_policy_as_a_child() -> None:
     s = settings()
     registrations, names = run_component(
-        lambda: OpenBaoNetworkPolicies("bao-net", NetworkPoliciesArgs(settings=s)), lambda c: c.policy_names)
+        lambda: OpenBaoNetworkPolicies("bao-net", network_args(s)), lambda c: c.policy_names)
     assert names == ["openbao-default-deny", "openbao-server", "openbao-backup"]
-    assert [r.type for r in registrations if not r.custom] == ["openbao:network:OpenBaoNetworkPolicies"]
+    assert [r.type for r in registrations if not r.custom] == ["openbao-platform:index:OpenBaoNetworkPolicies"]
     children = {r.name: r.plain_props for r in registrations if r.custom}
     assert set(children) == {"bao-net-default-deny", "bao-net-server", "bao-net-backup"}
     assert all(r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy" for r in registrations if r.custom)
-    expected = network_policies(s)
+    expected = policies(s)
     for role, props in ((n.removeprefix("bao-net-"), p) for n, p in children.items()):
         assert props["spec"] == expected[role]["spec"] and props["metadata"] == expected[role]["metadata"]
+
+
+# --- OpenBaoNetworkPolicies as a reusable component: narrow args, validated, analyzable ------
+
+
+def test_network_policies_stand_alone_without_stack_settings() -> None:
+    """Another team's cluster "vault" in "secrets", one client namespace, nothing else admitted."""
+    from tests.support.component import run_components
+
+    run = run_components(lambda: OpenBaoNetworkPolicies("vault-net", {
+        "name": "vault", "namespace": "secrets", "client_namespaces": ["payments"],
+        "kube_api_cidrs": ["10.0.0.10/32"], "kube_api_port": 6443}))
+    objs = {r.name: r.plain_props for r in run.kubernetes_objects()}
+    assert set(objs) == {"vault-net-default-deny", "vault-net-server"}  # no backup policy unless allowed
+    assert {o["metadata"]["name"] for o in objs.values()} == {"vault-default-deny", "vault-server"}
+    assert all(o["metadata"]["namespace"] == "secrets" for o in objs.values())
+    c = Cluster({n: {} for n in ["secrets", "payments", "web", "monitoring", "ingress-nginx", "kube-system"]},
+                list(objs.values()))
+    vault = Pod("secrets", {"app.kubernetes.io/name": "openbao", "app.kubernetes.io/instance": "vault"}, ip="10.1.0.1")
+    assert c.allowed(Pod("payments", {"app": "checkout"}), vault, 8200)
+    assert c.allowed(vault, External("10.0.0.10"), 6443)
+    assert c.allowed(vault, Pod("kube-system", {"k8s-app": "kube-dns"}), 53, "UDP")
+    for stranger in (Pod("web", {}), Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}),
+                     Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}),
+                     Pod("secrets", backup_labels(ClusterNames("vault", "secrets")))):
+        assert not c.allowed(stranger, vault, 8200), stranger  # secure defaults: only what was asked for
+
+
+def test_network_policies_admit_the_edge_backup_and_monitoring_when_asked() -> None:
+    spec = network_spec({"name": "vault", "namespace": "secrets", "edge_namespace": "envoy",
+                         "edge_pod_labels": {"app": "proxy"}, "allow_backup": True, "allow_monitoring": True})
+    c = Cluster({n: {} for n in ["secrets", "envoy", "monitoring"]}, list(network_policies(spec).values()))
+    vault = Pod("secrets", spec.selector_labels, ip="10.1.0.1")
+    assert c.allowed(Pod("envoy", {"app": "proxy"}), vault, 8200)
+    assert not c.allowed(Pod("envoy", {"app": "other"}), vault, 8200)
+    assert c.allowed(Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}), vault, 8200)
+    assert c.allowed(Pod("secrets", backup_labels(spec)), vault, 8200)
+    assert set(network_policies(spec)) == {"default-deny", "server", "backup"}
+
+
+def test_network_policies_reject_bad_args_before_creating_anything() -> None:
+    from components.settings import ArgsError
+    from tests.support.component import run_components
+
+    errors: list[str] = []
+
+    def build() -> None:
+        with pytest.raises(ArgsError) as err:
+            OpenBaoNetworkPolicies("vault-net", {"name": "vault", "namespace": "secrets",
+                                                 "client_namespaces": ["secrets"], "kube_api_cidrs": ["0.0.0.0/0"],
+                                                 "edge_pod_labels": {"app": "proxy"}, "allow_backup": "yes"})
+        errors.append(str(err.value))
+
+    run = run_components(build)
+    assert run.registrations == []  # validated before the component registers
+    (text,) = errors
+    assert "OpenBaoNetworkPoliciesArgs.client_namespaces = \"secrets\": is the OpenBao namespace itself. " \
+           "Fix: list only namespaces of client workloads." in text
+    assert "OpenBaoNetworkPoliciesArgs.kube_api_cidrs = \"0.0.0.0/0\": opens egress to every address. Fix:" in text
+    assert "OpenBaoNetworkPoliciesArgs.edge_pod_labels = {\"app\": \"proxy\"}: selects no pods without " \
+           "edge_namespace. Fix:" in text
+    assert "OpenBaoNetworkPoliciesArgs.allow_backup = \"yes\": must be true or false. Fix:" in text
+
+
+def test_network_policies_need_a_name_and_namespace() -> None:
+    from components.settings import ArgsError
+
+    with pytest.raises(ArgsError) as err:
+        network_spec({"namespace": "Secrets"})  # type: ignore[typeddict-item]
+    assert "OpenBaoNetworkPoliciesArgs.name = null: must be a string" in str(err.value)
+    assert "OpenBaoNetworkPoliciesArgs.namespace = \"Secrets\": is not a valid DNS-1123 label" in str(err.value)
+
+
+def test_network_policies_schema_describes_every_input() -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    (comp,) = Analyzer("openbao-platform").analyze([OpenBaoNetworkPolicies])["component_definitions"].values()
+    assert set(comp.inputs) == {"name", "namespace", "clientNamespaces", "kubeApiCidrs", "kubeApiPort", "dnsNamespace",
+                                "dnsPodLabels", "edgeNamespace", "edgePodLabels", "allowBackup", "allowMonitoring",
+                                "monitoringNamespace", "monitoringPodLabels"}
+    assert all(p.description for p in comp.inputs.values())
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace"}
+    assert set(comp.outputs) == {"policyNames"} and all(p.description for p in comp.outputs.values())

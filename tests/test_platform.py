@@ -36,11 +36,13 @@ def test_namespace_enforces_restricted_pod_security(prod_run: ProgramRun) -> Non
 
 def test_component_type_tokens_and_child_names(prod_run: ProgramRun) -> None:
     components = [r for r in prod_run.registrations if not r.custom]
-    assert {r.type for r in components} >= {"openbao:platform:OpenBaoPlatform", "openbao:pki:ClusterPki",
-                                            "openbao:unseal:UnsealKey", "openbao:cluster:OpenBaoCluster",
-                                            "openbao:credentials:BootstrapCredentials"}
+    # The package's tokens (components/tokens.py), each aliased to the token it had before.
+    assert {r.type for r in components} == {f"openbao-platform:index:{c}" for c in (
+        "OpenBaoPlatform", "ClusterPki", "UnsealKey", "OpenBaoCluster", "BootstrapCredentials",
+        "OpenBaoNetworkPolicies", "OpenBaoEdge", "OpenBaoBackup", "OpenBaoMonitoring")}
     for r in components:
-        assert r.type.startswith("openbao:") and r.type.count(":") == 2
+        (previous,) = [a["type"] for a in r.options["aliases"] if set(a) == {"type"}]
+        assert previous.startswith("openbao:") and previous.endswith(":" + r.type.rsplit(":", 1)[1])
     custom_names = [r.name for r in prod_run.registrations if r.custom]
     assert all(n.startswith("openbao-") for n in custom_names)
     assert len(custom_names) == len(set(custom_names))

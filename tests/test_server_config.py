@@ -17,11 +17,11 @@ from components.server_config import (
     server_config,
     start_script,
 )
-from components.settings import parse_settings
+from tests.support.cluster import stack_spec
 from tests.support.program import ProgramRun, stack_config
 
-PROD = parse_settings(stack_config("prod"), "prod")
-DEV = parse_settings(stack_config("dev"), "dev")
+PROD = stack_spec(stack_config("prod"), "prod")
+DEV = stack_spec(stack_config("dev"), "dev")
 
 
 def _named_blocks(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -44,7 +44,7 @@ def test_listener_is_tls_with_cert_key_and_min_version() -> None:
     assert tcp["tls_cert_file"] == "/openbao/tls/tls.crt" and tcp["tls_key_file"] == "/openbao/tls/tls.key"
     assert tcp["tls_min_version"] == "tls12"
     assert tcp["tls_auto_reload"] is True and tcp["tls_auto_reload_interval"] == "10s"  # >= 5s minimum
-    tls13 = parse_settings({**stack_config("dev"), "tlsMinVersion": "tls13"}, "dev")
+    tls13 = stack_spec({**stack_config("dev"), "tlsMinVersion": "tls13"}, "dev")
     assert server_config(tls13)["listener"][0]["tcp"]["tls_min_version"] == "tls13"
 
 
@@ -125,12 +125,12 @@ def test_self_init_requests() -> None:
 
 
 def test_self_init_switches() -> None:
-    off = parse_settings({"selfInit": {"enabled": False}, "backup": {"enabled": False}}, "t")
+    off = stack_spec({"selfInit": {"enabled": False}, "backup": {"enabled": False}})
     assert "initialize.json" not in config_files(off)
     assert pod_environment(off, 0)["BAO_SELF_INIT_NODE"] == ""
-    no_userpass = parse_settings({"selfInit": {"userpassAdmin": False}}, "t")
+    no_userpass = stack_spec({"selfInit": {"userpassAdmin": False}})
     assert "userpass" not in json.dumps(initialize_config(no_userpass))
-    no_backup = parse_settings({"backup": {"enabled": False}}, "t")
+    no_backup = stack_spec({"backup": {"enabled": False}})
     assert "kubernetes-role-backup" not in json.dumps(initialize_config(no_backup))
 
 

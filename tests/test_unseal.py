@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from components.server_config import server_config
-from components.settings import parse_settings
+from tests.support.cluster import stack_spec
 from tests.support.program import ProgramRun, run_program, stack_config
 
 
@@ -41,7 +41,7 @@ def test_rotation_keeps_previous_key_with_stable_names() -> None:
     assert names == ["openbao-unseal-v1", "openbao-unseal-v2"]
     data = run.object("Secret", "openbao-unseal")["data"]
     assert set(data) == {"unseal-v1", "unseal-v2"} and data["unseal-v1"] != data["unseal-v2"]
-    seal = server_config(parse_settings(raw, "dev"))["seal"]["static"]
+    seal = server_config(stack_spec(raw, "dev"))["seal"]["static"]
     assert seal == {"current_key_id": "unseal-v2", "current_key": "file:///openbao/unseal/unseal-v2",
                     "previous_key_id": "unseal-v1", "previous_key": "file:///openbao/unseal/unseal-v1"}
 

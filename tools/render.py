@@ -30,6 +30,7 @@ import yaml
 
 from components.server_config import pod_environment
 from components.settings import SettingsError, parse_settings
+from tests.support.cluster import spec_of
 from tests.support.fakes import unwrap
 from tests.support.program import ProgramRun, Registration, apply_override, run_program, stack_config
 from pulumi.runtime import rpc
@@ -125,8 +126,9 @@ def write_openbao_dir(run: ProgramRun, raw: dict[str, Any], out: Path) -> None:
             _write_private(out / "init" / name, value.encode())
     except KeyError:
         pass  # userpass admin disabled: nothing to mount
-    pods = [{"name": f"{settings.name}-{i}", "host": settings.pod_dns_name(i), "env": pod_environment(settings, i)}
-            for i in range(settings.replicas)]
+    spec = spec_of(settings)  # the spec the cluster component builds from the stack's args
+    pods = [{"name": f"{spec.name}-{i}", "host": spec.pod_dns_name(i), "env": pod_environment(spec, i)}
+            for i in range(spec.replicas)]
     (out / "pods.json").write_text(json.dumps(pods, indent=2) + "\n")
 
 

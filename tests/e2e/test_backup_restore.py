@@ -14,7 +14,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from components.backup import TOKEN_SECONDS, backup_environment
+from components.backup import TOKEN_SECONDS, backup_environment, backup_spec
+from components.platform import backup_args
 from components.scripts import script
 from components.server_config import backup_service_account
 from components.settings import parse_settings
@@ -45,7 +46,8 @@ class BackupJob:
     def __init__(self, root: Path, settings) -> None:
         self.settings = settings
         self.fs = root / "fs"
-        self.env = {k: reroot(v, self.fs) for k, v in backup_environment(settings).items()}
+        spec = backup_spec(backup_args(settings, ca_secret_name=settings.ca_bundle_name))
+        self.env = {k: reroot(v, self.fs) for k, v in backup_environment(spec).items()}
         self.dir = Path(self.env["BACKUP_DIR"])
         self.jwt_file = Path(self.env["BACKUP_JWT_FILE"])
         self.script = self.fs / "scripts" / "backup.sh"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components import edge, network
+from components.platform import edge_args, network_args
 from components.settings import Settings, parse_settings
 
 #: A syntactically plausible PEM; schema checks and checkov do not parse it.
@@ -43,4 +44,5 @@ def sample_settings(stack: str) -> Settings:
 
 def builder_objects(settings: Settings) -> list[dict[str, Any]]:
     """Every object network.py and edge.py build for these settings."""
-    return [*network.network_policies(settings).values(), *edge.edge_objects(settings, SAMPLE_CA_PEM).values()]
+    return [*network.network_policies(network.network_spec(network_args(settings))).values(),
+            *edge.edge_objects(edge.edge_spec(edge_args(settings, SAMPLE_CA_PEM)), SAMPLE_CA_PEM).values()]
