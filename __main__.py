@@ -4,8 +4,8 @@ Thin on purpose: load and validate settings (fails before any resource exists), 
 platform, export what clients need. The unseal key is never exported.
 """
 
-from components.platform import RESOURCE_NAME, OpenBaoPlatform, OpenBaoPlatformArgs, resource_options
-from components.settings import load_settings
+from openbao_platform.platform import RESOURCE_NAME, OpenBaoPlatform, OpenBaoPlatformArgs, resource_options
+from openbao_platform.settings import load_settings
 
 import pulumi
 

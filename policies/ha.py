@@ -7,7 +7,7 @@ be rolled by the operator (OnDelete) so a bad image cannot take down every voter
 
 Which stacks are production: the policy config (``production: true``) *or* the stack itself.
 The program labels the server StatefulSet ``openbao-platform/production: "true"`` when the
-stack's ``production`` setting is on (components/cluster_manifests.py), and a labelled
+stack's ``production`` setting is on (openbao_platform/cluster_manifests.py), and a labelled
 StatefulSet gets every HA rule whatever the policy config says, so a forgotten or wrong
 ``--policy-pack-config`` (``production: false``) cannot switch the HA checks off. The config
 can only add stacks, never remove one; turning a rule off on purpose is an explicit

@@ -23,15 +23,15 @@ from pulumi.provider import main
 from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyType
 from pulumi.provider.experimental.component import ComponentProvider
 
-import components.tokens as tokens
-from components.backup import OpenBaoBackup
-from components.cluster import OpenBaoCluster
-from components.credentials import BootstrapCredentials
-from components.edge import OpenBaoEdge
-from components.monitoring import OpenBaoMonitoring
-from components.network import OpenBaoNetworkPolicies
-from components.pki import ClusterPki
-from components.unseal import UnsealKey
+import openbao_platform.tokens as tokens
+from openbao_platform.backup import OpenBaoBackup
+from openbao_platform.cluster import OpenBaoCluster
+from openbao_platform.credentials import BootstrapCredentials
+from openbao_platform.edge import OpenBaoEdge
+from openbao_platform.monitoring import OpenBaoMonitoring
+from openbao_platform.network import OpenBaoNetworkPolicies
+from openbao_platform.pki import ClusterPki
+from openbao_platform.unseal import UnsealKey
 
 #: Every component the package serves, as ``openbao-platform:index:<Class>``. Not
 #: OpenBaoPlatform: it is this repository's stack composition and takes the stack Settings.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.backup import backup_environment, backup_spec
-from components.platform import backup_args
-from components.settings import parse_settings
+from openbao_platform.backup import backup_environment, backup_spec
+from openbao_platform.platform import backup_args
+from openbao_platform.settings import parse_settings
 from tests.support.program import ProgramRun, run_program, stack_config
 
 
@@ -74,7 +74,7 @@ def test_backup_stands_alone_without_stack_settings() -> None:
     """Snapshots of another team's cluster "vault" in "secrets", trusting their CA-only Secret."""
     import pulumi
 
-    from components.backup import OpenBaoBackup
+    from openbao_platform.backup import OpenBaoBackup
     from tests.support.component import run_components
 
     run = run_components(lambda: OpenBaoBackup("vault-backup", {
@@ -99,8 +99,8 @@ def test_backup_stands_alone_without_stack_settings() -> None:
 def test_backup_rejects_bad_args_before_creating_anything() -> None:
     import pytest
 
-    from components.backup import OpenBaoBackup
-    from components.settings import ArgsError
+    from openbao_platform.backup import OpenBaoBackup
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     errors: list[str] = []
@@ -124,7 +124,7 @@ def test_backup_rejects_bad_args_before_creating_anything() -> None:
 def test_backup_schema_describes_every_input() -> None:
     from pulumi.provider.experimental.analyzer import Analyzer
 
-    from components.backup import OpenBaoBackup
+    from openbao_platform.backup import OpenBaoBackup
 
     schema = Analyzer("openbao-platform").analyze([OpenBaoBackup])
     (comp,) = schema["component_definitions"].values()
@@ -133,7 +133,7 @@ def test_backup_schema_describes_every_input() -> None:
     assert all(p.description for p in comp.inputs.values())
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "caSecretName"}
     assert not comp.inputs["caSecretName"].plain  # may come from another resource (ClusterPki)
-    image = schema["type_definitions"]["BackupImageArgs"]
+    image = schema["type_definitions"]["ImageArgs"]
     assert set(image.properties) == {"repository", "tag", "digest", "pullPolicy"}
     assert all(p.description for p in image.properties.values())
     assert set(comp.outputs) == {"cronJobName", "claimName"} and all(p.description for p in comp.outputs.values())

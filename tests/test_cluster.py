@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from components import cluster_manifests as m
-from components.server_config import config_files
+from openbao_platform import cluster_manifests as m
+from openbao_platform.image import ImageArgs
+from openbao_platform.server_config import config_files
 from tests.support.cluster import stack_spec
 from tests.support.program import ProgramRun
 
@@ -195,8 +196,8 @@ def _rejected(args: dict[str, Any]) -> tuple[str, list[Any]]:
     The error is caught inside the program, so the run awaits every registration the SDK had
     started: a component that registered itself before validating would show up here.
     """
-    from components.cluster import OpenBaoCluster
-    from components.settings import ArgsError
+    from openbao_platform.cluster import OpenBaoCluster
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     errors: list[ArgsError] = []
@@ -215,7 +216,7 @@ def _rejected(args: dict[str, Any]) -> tuple[str, list[Any]]:
 def test_cluster_stands_alone_without_stack_settings() -> None:
     import pulumi
 
-    from components.cluster import OpenBaoCluster
+    from openbao_platform.cluster import OpenBaoCluster
     from tests.support.component import run_components
     from tests.support.program import resolve
 
@@ -277,8 +278,8 @@ def test_cluster_stands_alone_without_stack_settings() -> None:
 
 
 def test_cluster_args_switch_what_the_stack_sections_switched() -> None:
-    from components.cluster import cluster_spec
-    from components.server_config import initialize_config, server_config
+    from openbao_platform.cluster import cluster_spec
+    from openbao_platform.server_config import initialize_config, server_config
 
     spec = cluster_spec({**TEAM_ARGS, "production": True, "backup_auth_role": True, "unauthenticated_metrics": True,
                          "cluster_name": "vault-prod", "unseal": {"key_version": 3, "previous_key_version": 2},
@@ -347,10 +348,10 @@ def test_cluster_nested_args_mirror_the_stack_sections() -> None:
     """One set of rules: each nested args type is its stack config section, field for field."""
     import dataclasses
 
-    from components import cluster
-    from components.server_config import ClusterSpec
+    from openbao_platform import cluster
+    from openbao_platform.server_config import ClusterSpec
 
-    nested = {"image": cluster.ClusterImageArgs, "storage": cluster.ClusterStorageArgs,
+    nested = {"image": ImageArgs, "storage": cluster.ClusterStorageArgs,
               "resources": cluster.ClusterResourcesArgs, "topology": cluster.ClusterTopologyArgs,
               "unseal": cluster.ClusterUnsealArgs, "self_init": cluster.ClusterSelfInitArgs,
               "audit": cluster.ClusterAuditArgs}
@@ -365,7 +366,7 @@ def test_cluster_nested_args_mirror_the_stack_sections() -> None:
 def test_cluster_schema_describes_every_input() -> None:
     from pulumi.provider.experimental.analyzer import Analyzer
 
-    from components.cluster import OpenBaoCluster
+    from openbao_platform.cluster import OpenBaoCluster
 
     result = Analyzer("openbao-platform").analyze([OpenBaoCluster])
     (comp,) = result["component_definitions"].values()
@@ -376,10 +377,10 @@ def test_cluster_schema_describes_every_input() -> None:
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "tlsSecretName",
                                                                       "unsealSecretName"}
     assert all(p.description for p in comp.inputs.values())
-    assert comp.inputs["image"].ref == "#/types/openbao-platform:index:ClusterImageArgs"
+    assert comp.inputs["image"].ref == "#/types/openbao-platform:index:ImageArgs"
     assert comp.inputs["tlsSecretName"].plain is None and comp.inputs["replicas"].plain  # Input vs plain
     types = result["type_definitions"]
-    assert set(types) == {"ClusterImageArgs", "ClusterStorageArgs", "ClusterResourcesArgs", "ClusterTopologyArgs",
+    assert set(types) == {"ImageArgs", "ClusterStorageArgs", "ClusterResourcesArgs", "ClusterTopologyArgs",
                           "ClusterUnsealArgs", "ClusterSelfInitArgs", "ClusterAuditArgs"}
     for t in types.values():
         assert t.description and t.properties and all(p.description for p in t.properties.values()), t.name

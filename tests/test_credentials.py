@@ -8,15 +8,15 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from components.credentials import BootstrapCredentials
-from components.settings import ArgsError, parse_settings
+from openbao_platform.credentials import BootstrapCredentials
+from openbao_platform.settings import ArgsError, parse_settings
 from tests.support.component import run_components
 from tests.support.program import ProgramRun, resolve, stack_config
 
 
 def test_platform_maps_the_stack_to_the_credentials_args() -> None:
-    from components.platform import credentials_args
-    from components.server_config import ADMIN_PASSWORD_FILE
+    from openbao_platform.platform import credentials_args
+    from openbao_platform.server_config import ADMIN_PASSWORD_FILE
 
     s = parse_settings({"namespace": "vault", "name": "bao"}, "qa")
     assert credentials_args(s) == {"secret_name": "bao-init", "namespace": "vault",

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import pytest
 from cryptography import x509
 
-from components.edge import (
+from openbao_platform.edge import (
     EdgeSpec,
     OpenBaoEdge,
     backend_ca_name,
@@ -16,8 +16,8 @@ from components.edge import (
     edge_spec,
     nginx_annotations,
 )
-from components.platform import edge_args
-from components.settings import parse_settings
+from openbao_platform.platform import edge_args
+from openbao_platform.settings import parse_settings
 from tests.schema.harness import run_component
 from tests.support.program import ProgramRun, stack_config
 
@@ -217,7 +217,7 @@ def test_edge_stands_alone_without_stack_settings() -> None:
 
 
 def test_edge_rejects_bad_args_before_creating_anything() -> None:
-    from components.settings import ArgsError
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     errors: list[str] = []

@@ -2,7 +2,7 @@
 
 The engine is absent, so these check what the program *sends* it: each RegisterResource
 request's options (recorded by tests.support.program.RecordingMonitor) and the provider
-annotations on the objects. The behaviour those options cause is cited in components/lifecycle.py.
+annotations on the objects. The behaviour those options cause is cited in openbao_platform/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.lifecycle import AWAIT_DECISIONS, ORPHAN_ON_DELETE, SKIP_AWAIT
-from components.settings import PROVIDER_FLAGS, SettingsError, parse_settings, provider_problems
+from openbao_platform.lifecycle import AWAIT_DECISIONS, ORPHAN_ON_DELETE, SKIP_AWAIT
+from openbao_platform.settings import PROVIDER_FLAGS, SettingsError, parse_settings, provider_problems
 from tests.support.program import ROOT, ProgramRun, Registration, run_program, stack_config
 
 URN_LIST = Path(__file__).with_name("stateful_urns.json")
@@ -84,7 +84,7 @@ def test_renaming_the_name_setting_keeps_every_urn(prod_run: ProgramRun) -> None
     root = renamed.by_name("openbao")
     # Stacks created when the platform was named after `name` keep their state through this alias;
     # the engine extends it to every child (step_generator.go generateAliases).
-    previous = "openbao:platform:OpenBaoPlatform"  # the token before packaging (components/tokens.py)
+    previous = "openbao:platform:OpenBaoPlatform"  # the token before packaging (openbao_platform/tokens.py)
     assert root.options["aliases"] == [{"name": "vault", "type": previous}, {"type": previous}]
     assert prod_run.by_name("openbao").options["aliases"] == [{"type": previous}]
     assert renamed.object("StatefulSet", "vault")["metadata"]["name"] == "vault"
@@ -167,7 +167,7 @@ def test_every_kind_has_an_await_decision_and_follows_it(prod_run: ProgramRun, d
         for reg in run.kubernetes_objects():
             kind = reg.plain_props["kind"]
             seen.add(kind)
-            assert kind in AWAIT_DECISIONS, f"{kind}: add its await decision to components/lifecycle.py"
+            assert kind in AWAIT_DECISIONS, f"{kind}: add its await decision to openbao_platform/lifecycle.py"
             skips = _annotations(reg).get("pulumi.com/skipAwait") == "true"
             assert skips == AWAIT_DECISIONS[kind].startswith("skipAwait"), f"{kind} {reg.name}"
     assert {"StatefulSet", "Service", "Ingress", "HTTPRoute", "BackendTLSPolicy", "ServiceMonitor",

@@ -6,8 +6,8 @@ import datetime as dt
 
 from cryptography import x509
 
-from components.monitoring import renewal_epoch
-from components.settings import parse_settings
+from openbao_platform.monitoring import renewal_epoch
+from openbao_platform.settings import parse_settings
 from tests.support.program import ProgramRun, stack_config
 
 
@@ -58,7 +58,7 @@ def test_monitoring_off_in_dev(dev_run: ProgramRun) -> None:
 
 def test_monitoring_stands_alone_without_stack_settings() -> None:
     """Scrape and alert on another team's 5-voter cluster "vault" in "secrets"."""
-    from components.monitoring import OpenBaoMonitoring
+    from openbao_platform.monitoring import OpenBaoMonitoring
     from tests.support.component import run_components
 
     run = run_components(lambda: OpenBaoMonitoring("vault-mon", {
@@ -80,8 +80,8 @@ def test_monitoring_stands_alone_without_stack_settings() -> None:
 def test_monitoring_rejects_bad_args_before_creating_anything() -> None:
     import pytest
 
-    from components.monitoring import OpenBaoMonitoring
-    from components.settings import ArgsError
+    from openbao_platform.monitoring import OpenBaoMonitoring
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     errors: list[str] = []
@@ -105,7 +105,7 @@ def test_monitoring_rejects_bad_args_before_creating_anything() -> None:
 def test_monitoring_schema_describes_every_input() -> None:
     from pulumi.provider.experimental.analyzer import Analyzer
 
-    from components.monitoring import OpenBaoMonitoring
+    from openbao_platform.monitoring import OpenBaoMonitoring
 
     (comp,) = Analyzer("openbao-platform").analyze([OpenBaoMonitoring])["component_definitions"].values()
     assert set(comp.inputs) == {"name", "namespace", "caSecretName", "serverCertRenewalTime", "replicas",
@@ -117,6 +117,6 @@ def test_monitoring_schema_describes_every_input() -> None:
 
 
 def test_renewal_time_is_not_after_minus_the_window() -> None:
-    from components.monitoring import renewal_time
+    from openbao_platform.monitoring import renewal_time
 
     assert renewal_time("2030-01-31T12:00:00Z", 720) == "2030-01-01T12:00:00Z"

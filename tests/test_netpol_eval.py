@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import pytest
 
-from components.netpol_eval import Cluster, External, Pod, policy_types, selector_matches
+from openbao_platform.netpol_eval import Cluster, External, Pod, policy_types, selector_matches
 
 NAMESPACES = {"app": {"team": "a"}, "other": {"team": "b"}, "mon": {}}
 WEB = Pod("app", {"role": "web"}, ip="10.1.0.1")

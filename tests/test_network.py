@@ -7,12 +7,12 @@ from typing import Any, Mapping, Optional
 
 import pytest
 
-from components.backup import backup_labels
-from components.naming import ClusterNames
-from components.netpol_eval import NAMESPACE_NAME_LABEL, Cluster, Endpoint, External, Pod
-from components.network import OpenBaoNetworkPolicies, network_policies, network_spec
-from components.platform import network_args
-from components.settings import Settings, parse_settings
+from openbao_platform.backup import backup_labels
+from openbao_platform.naming import ClusterNames
+from openbao_platform.netpol_eval import NAMESPACE_NAME_LABEL, Cluster, Endpoint, External, Pod
+from openbao_platform.network import OpenBaoNetworkPolicies, network_policies, network_spec
+from openbao_platform.platform import network_args
+from openbao_platform.settings import Settings, parse_settings
 from tests.schema.harness import run_component
 
 PROD: dict[str, Any] = {
@@ -250,7 +250,7 @@ def test_network_policies_admit_the_edge_backup_and_monitoring_when_asked() -> N
 
 
 def test_network_policies_reject_bad_args_before_creating_anything() -> None:
-    from components.settings import ArgsError
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     errors: list[str] = []
@@ -274,7 +274,7 @@ def test_network_policies_reject_bad_args_before_creating_anything() -> None:
 
 
 def test_network_policies_need_a_name_and_namespace() -> None:
-    from components.settings import ArgsError
+    from openbao_platform.settings import ArgsError
 
     with pytest.raises(ArgsError) as err:
         network_spec({"namespace": "Secrets"})  # type: ignore[typeddict-item]

@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from components.pki import ca_early_renewal_hours, server_dns_names
-from components.settings import parse_settings
+from openbao_platform.pki import ca_early_renewal_hours, server_dns_names
+from openbao_platform.settings import parse_settings
 from pulumi.runtime import rpc
 from tests.support.program import ProgramRun, run_program, stack_config
 
@@ -104,7 +104,7 @@ def test_ca_output_is_the_signing_ca(stack: str, request: pytest.FixtureRequest)
 
 def test_platform_maps_the_stack_to_the_pki_args() -> None:
     """pki_args is where the stack meets ClusterPki: today's SANs exactly, in order, and today's subjects."""
-    from components.platform import pki_args
+    from openbao_platform.platform import pki_args
 
     s = parse_settings({"namespace": "vault", "replicas": 1, "name": "bao", "pki": {"organization": "acme"}}, "qa")
     args = pki_args(s)
@@ -141,7 +141,7 @@ _VAULT_DNS = ["vault.secrets.svc", "vault-active.secrets.svc", "*.vault-internal
 
 def test_cluster_pki_stands_alone_without_stack_settings() -> None:
     """Another team's program: cluster "vault" in namespace "secrets", three names, all defaults."""
-    from components.pki import ClusterPki
+    from openbao_platform.pki import ClusterPki
     from tests.support.component import run_components
 
     built: list[ClusterPki] = []
@@ -176,7 +176,7 @@ def test_cluster_pki_stands_alone_without_stack_settings() -> None:
 
 
 def test_cluster_pki_args_choose_key_subject_and_ip_addresses() -> None:
-    from components.pki import ClusterPki
+    from openbao_platform.pki import ClusterPki
     from tests.support.component import run_components
 
     run = run_components(lambda: ClusterPki("p", {
@@ -218,8 +218,8 @@ def test_cluster_pki_rejects_bad_args_before_creating_anything(bad: dict[str, ob
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import pulumi
 
-    from components.pki import ClusterPki
-    from components.settings import ArgsError
+    from openbao_platform.pki import ClusterPki
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     constructed: list[str] = []
@@ -242,27 +242,39 @@ def test_cluster_pki_rejects_bad_args_before_creating_anything(bad: dict[str, ob
 
 
 def test_cluster_pki_reports_every_problem_at_once() -> None:
-    from components.pki import ClusterPki
-    from components.settings import ArgsError
+    from openbao_platform.pki import ClusterPki
+    from openbao_platform.settings import ArgsError
     from tests.support.component import run_components
 
     with pytest.raises(ArgsError) as err:
         run_components(lambda: ClusterPki("p", {"name": "vault", "rsa_bits": 1000, "ecdsa_curve": "P192"}))  # type: ignore[typeddict-item]
     assert [p.split(" = ")[0] for p in err.value.problems] == [
-        "ClusterPkiArgs.ecdsa_curve", "ClusterPkiArgs.rsa_bits", "ClusterPkiArgs.namespace", "ClusterPkiArgs.dns_names"]
+        "ClusterPkiArgs.ecdsa_curve", "ClusterPkiArgs.rsa_bits", "ClusterPkiArgs.namespace"]
 
 
 def test_cluster_pki_schema_describes_every_input() -> None:
     from pulumi.provider.experimental.analyzer import Analyzer
 
-    from components.pki import ClusterPki
+    from openbao_platform.pki import ClusterPki
 
     (comp,) = Analyzer("openbao-platform").analyze([ClusterPki])["component_definitions"].values()
     assert set(comp.inputs) == {"name", "namespace", "dnsNames", "ipAddresses", "commonName", "caCommonName",
                                 "organization", "caValidityHours", "serverValidityHours", "earlyRenewalHours",
-                                "keyAlgorithm", "ecdsaCurve", "rsaBits", "labels", "protect"}
+                                "keyAlgorithm", "ecdsaCurve", "rsaBits", "labels", "protect", "replicas"}
     assert all(p.description for p in comp.inputs.values())
-    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "dnsNames"}
+    assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace"}
     assert comp.inputs["dnsNames"].type.value == "array" and comp.inputs["dnsNames"].items.type.value == "string"
     assert set(comp.outputs) == {"caCertPem", "serverCertPem", "serverCertNotAfter", "tlsSecretName", "caSecretName"}
     assert all(p.description and p.type.value == "string" for p in comp.outputs.values())
+
+
+def test_cluster_pki_derives_every_cluster_name_when_dns_names_is_omitted() -> None:
+    """Other languages have no server_dns_names helper: the default covers the whole cluster."""
+    from openbao_platform.naming import ClusterNames
+    from openbao_platform.pki import ClusterPki, server_dns_names
+    from tests.support.component import run_components
+
+    run = run_components(lambda: ClusterPki("p", {"name": "vault", "namespace": "secrets", "replicas": 5}))
+    (csr,) = run.of_type("tls:index/certRequest:CertRequest")
+    assert csr.plain_props["dnsNames"] == server_dns_names(ClusterNames("vault", "secrets"), 5)
+    assert "vault-4.vault-internal.secrets.svc" in csr.plain_props["dnsNames"]

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import pulumi
 import pytest
 
-from components.settings import SettingsError
+from openbao_platform.settings import SettingsError
 from tests.support.program import ProgramRun, RecordingMocks, resolve, run_program, stack_config
 
 
@@ -36,7 +36,7 @@ def test_namespace_enforces_restricted_pod_security(prod_run: ProgramRun) -> Non
 
 def test_component_type_tokens_and_child_names(prod_run: ProgramRun) -> None:
     components = [r for r in prod_run.registrations if not r.custom]
-    # The package's tokens (components/tokens.py), each aliased to the token it had before.
+    # The package's tokens (openbao_platform/tokens.py), each aliased to the token it had before.
     assert {r.type for r in components} == {f"openbao-platform:index:{c}" for c in (
         "OpenBaoPlatform", "ClusterPki", "UnsealKey", "OpenBaoCluster", "BootstrapCredentials",
         "OpenBaoNetworkPolicies", "OpenBaoEdge", "OpenBaoBackup", "OpenBaoMonitoring")}
@@ -94,7 +94,7 @@ def test_every_component_registers_outputs_last(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(pulumi.Resource, "__init__", init_spy)
     monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", register_spy)
     run_program("prod")
-    ours = [c for c in components if type(c).__module__.startswith("components.")]
+    ours = [c for c in components if type(c).__module__.startswith("openbao_platform.")]
     assert len(ours) >= 5
     for comp in ours:
         ticks = registered.get(id(comp))

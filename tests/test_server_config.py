@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.server_config import (
+from openbao_platform.server_config import (
     config_files,
     initialize_config,
     pod_environment,
@@ -92,7 +92,7 @@ def test_audit_devices_follow_settings() -> None:
 
 def test_audit_option_change_renames_the_device() -> None:
     """OpenBao never activates a node whose declared device options differ from the stored ones."""
-    from components.server_config import audit_device_name
+    from openbao_platform.server_config import audit_device_name
 
     same = audit_device_name("file", {"file_path": "/a", "mode": "0600"})
     assert same == audit_device_name("file", {"mode": "0600", "file_path": "/a"})

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.settings import (
+from openbao_platform.settings import (
     DEFAULT_IMAGE_TAG,
     PROJECT,
     SettingsError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from components.server_config import server_config
+from openbao_platform.server_config import server_config
 from tests.support.cluster import stack_spec
 from tests.support.program import ProgramRun, run_program, stack_config
 
@@ -67,7 +67,7 @@ def test_unseal_key_never_exported(prod_run: ProgramRun) -> None:
 
 
 def test_unseal_key_stands_alone_without_stack_settings() -> None:
-    from components.unseal import UnsealKey
+    from openbao_platform.unseal import UnsealKey
     from tests.support.component import run_components
 
     run = run_components(lambda: UnsealKey("keys", {"secret_name": "team-unseal", "namespace": "team",
@@ -81,8 +81,8 @@ def test_unseal_key_stands_alone_without_stack_settings() -> None:
 def test_unseal_key_rejects_bad_args_before_creating_anything() -> None:
     import pytest
 
-    from components.settings import ArgsError
-    from components.unseal import UnsealKey
+    from openbao_platform.settings import ArgsError
+    from openbao_platform.unseal import UnsealKey
     from tests.support.component import run_components
 
     made: list[object] = []
@@ -98,7 +98,7 @@ def test_unseal_key_rejects_bad_args_before_creating_anything() -> None:
 def test_unseal_key_schema_describes_every_input() -> None:
     from pulumi.provider.experimental.analyzer import Analyzer
 
-    from components.unseal import UnsealKey
+    from openbao_platform.unseal import UnsealKey
 
     (comp,) = Analyzer("openbao-platform").analyze([UnsealKey])["component_definitions"].values()
     assert set(comp.inputs) == {"secretName", "namespace", "keyVersion", "previousKeyVersion", "labels", "protect"}

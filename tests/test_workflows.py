@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from components import renewal
-from components.settings import parse_settings
+from openbao_platform import renewal
+from openbao_platform.settings import parse_settings
 from tests.support.program import ROOT, stack_config
 
 WORKFLOWS = ROOT / ".github" / "workflows"

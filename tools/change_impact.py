@@ -6,7 +6,7 @@
     python -m tools.change_impact --stack dev --details storage.dataSize
     python -m tools.change_impact --write-readme          # regenerate the README column
 
-For every key the settings parser accepts (read off ``components/settings.py``, not listed
+For every key the settings parser accepts (read off ``openbao_platform/settings.py``, not listed
 here), the stack is rendered before and after a representative change (``SAMPLES``; each
 sample is validated by the parser and must change the parsed Settings). Registrations are
 matched by URN, or by an alias the new one carries, exactly as the engine looks up old state.
@@ -61,8 +61,8 @@ from unittest import mock
 import yaml
 from google.protobuf import json_format
 
-from components import settings as settings_module
-from components.settings import Settings, SettingsError, parse_settings
+from openbao_platform import settings as settings_module
+from openbao_platform.settings import Settings, SettingsError, parse_settings
 from tests.support import program
 from tests.support.fakes import secret
 from tests.support.program import ProgramRun, Registration, run_program, stack_config

@@ -28,8 +28,8 @@ from typing import Any, Optional
 
 import yaml
 
-from components.server_config import pod_environment
-from components.settings import SettingsError, parse_settings
+from openbao_platform.server_config import pod_environment
+from openbao_platform.settings import SettingsError, parse_settings
 from tests.support.cluster import spec_of
 from tests.support.fakes import unwrap
 from tests.support.program import ProgramRun, Registration, apply_override, run_program, stack_config

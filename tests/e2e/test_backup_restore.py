@@ -1,5 +1,5 @@
-"""Scheduled backup and restore against real OpenBao: the real components/scripts/backup.sh with
-the CronJob's environment (components.backup.backup_environment, paths re-rooted, the active
+"""Scheduled backup and restore against real OpenBao: the real openbao_platform/scripts/backup.sh with
+the CronJob's environment (openbao_platform.backup.backup_environment, paths re-rooted, the active
 Service name pinned to the leader's loopback address) logs in through the kubernetes auth
 role `backup` (TokenReview answered by the fake Kubernetes API), saves and verifies a snapshot
 and keeps the newest N; then docs/runbook-restore.md step by step into a fresh cluster."""
@@ -14,11 +14,11 @@ import tarfile
 import time
 from pathlib import Path
 
-from components.backup import TOKEN_SECONDS, backup_environment, backup_spec
-from components.platform import backup_args
-from components.scripts import script
-from components.server_config import backup_service_account
-from components.settings import parse_settings
+from openbao_platform.backup import TOKEN_SECONDS, backup_environment, backup_spec
+from openbao_platform.platform import backup_args
+from openbao_platform.scripts import script
+from openbao_platform.server_config import backup_service_account
+from openbao_platform.settings import parse_settings
 from tests.e2e.harness import (FAKE_KUBE_NEEDS, KUBE_API_PORT, BaoCluster, BaoNode, audit_file_path, bao_binary,
                                bao_cli, map_url, reroot, rewrite_hosts, wait_until)
 from tests.support.program import stack_config

@@ -49,7 +49,7 @@ def pem_material() -> tuple[str, str]:
 
 
 def server_config() -> dict[str, Any]:
-    """The OpenBao server config as components/server_config.py emits it (JSON)."""
+    """The OpenBao server config as openbao_platform/server_config.py emits it (JSON)."""
     pods = [f"openbao-{i}.openbao-internal.{NS}.svc" for i in range(3)]
     return {
         "ui": True,

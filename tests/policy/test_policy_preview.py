@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from components.cluster_manifests import PRODUCTION_LABEL
+from openbao_platform.cluster_manifests import PRODUCTION_LABEL
 from tests.policy.conftest import HA_RULES
 from tests.policy.policy_harness import (
     PACK_DIR, UNKNOWN, Diagnostic, PolicyAnalyzer, cannot_run_in_preview, preview_resources, secret,

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
-from components.settings import PROJECT
+from openbao_platform.settings import PROJECT
 from tests.support.program import Registration, RecordingMocks
 
 

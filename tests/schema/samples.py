@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import edge, network
-from components.platform import edge_args, network_args
-from components.settings import Settings, parse_settings
+from openbao_platform import edge, network
+from openbao_platform.platform import edge_args, network_args
+from openbao_platform.settings import Settings, parse_settings
 
 #: A syntactically plausible PEM; schema checks and checkov do not parse it.
 SAMPLE_CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBsample\n-----END CERTIFICATE-----\n"

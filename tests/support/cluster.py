@@ -1,6 +1,6 @@
 """The OpenBaoCluster spec a stack's settings map to, for tests and tools that call the pure builders.
 
-Built the way the platform builds it (``components.platform.cluster_args``, then the
+Built the way the platform builds it (``openbao_platform.platform.cluster_args``, then the
 component's own validation), so a builder under test sees exactly what the stack deploys.
 The Secret names are the ones ClusterPki, UnsealKey and BootstrapCredentials create.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from components.cluster import cluster_spec
-from components.platform import cluster_args
-from components.server_config import ClusterSpec
-from components.settings import Settings, parse_settings
+from openbao_platform.cluster import cluster_spec
+from openbao_platform.platform import cluster_args
+from openbao_platform.server_config import ClusterSpec
+from openbao_platform.settings import Settings, parse_settings
 
 
 def spec_of(settings: Settings) -> ClusterSpec:

@@ -22,14 +22,14 @@ from typing import Any
 INSTALL_HINT = ".venv/bin/python -m pip install -r requirements-dev.txt   (or: bash tools/test.sh)"
 
 try:
-    import components.tokens as _tokens
+    import openbao_platform.tokens as _tokens
 except ImportError as e:  # pragma: no cover - the message is for a broken environment
     raise ImportError(f"{e}: the package tests need the program's dependencies; run {INSTALL_HINT}") from e
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "provider"
 
-#: The importable package (the top-level name of ``components.tokens``).
+#: The importable package (the top-level name of ``openbao_platform.tokens``).
 IMPORT_NAME = _tokens.__name__.partition(".")[0]
 #: The Pulumi package name: every component is ``<PACKAGE>:index:<Class>``.
 PACKAGE = _tokens.PACKAGE

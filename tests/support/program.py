@@ -27,7 +27,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from components.settings import PROJECT
+from openbao_platform.settings import PROJECT
 from tests.support.fakes import FAKES, unwrap
 
 ROOT = Path(__file__).resolve().parents[2]

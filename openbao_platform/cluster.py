@@ -13,11 +13,11 @@ from typing import Any, Mapping, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import cluster_manifests as m
-from components.k8s_args import typed_kwargs as _body
-from components.lifecycle import STATEFULSET_TIMEOUTS, stateful
-from components.server_config import ClusterSpec, config_files
-from components.settings import (
+from openbao_platform import cluster_manifests as m
+from openbao_platform.k8s_args import typed_kwargs as _body
+from openbao_platform.lifecycle import STATEFULSET_TIMEOUTS, stateful
+from openbao_platform.server_config import ClusterSpec, config_files
+from openbao_platform.settings import (
     ArgsCheck,
     TopologySettings,
     _camel,
@@ -27,20 +27,8 @@ from components.settings import (
     _parse_topology,
     _Reader,
 )
-from components.tokens import token, with_previous_token
-
-
-class ClusterImageArgs(TypedDict, total=False):
-    """The OpenBao container image."""
-
-    repository: str
-    """Image repository, without tag or digest. Default quay.io/openbao/openbao."""
-    tag: str
-    """A fixed version tag (never `latest`). Default 2.7.2, the version the e2e suite runs."""
-    digest: str
-    """sha256:<64 hex> to pin the image by digest as well as by tag; omit to pin by tag only."""
-    pull_policy: str
-    """IfNotPresent (default), Always or Never."""
+from openbao_platform.image import ImageArgs
+from openbao_platform.tokens import token, with_previous_token
 
 
 class ClusterStorageArgs(TypedDict, total=False):
@@ -138,7 +126,7 @@ class OpenBaoClusterArgs(TypedDict, total=False):
     """Lowest TLS version the listener speaks: tls12 (default) or tls13."""
     cluster_name: str
     """The cluster_name OpenBao reports. Default the name."""
-    image: ClusterImageArgs
+    image: ImageArgs
     """The OpenBao container image."""
     storage: ClusterStorageArgs
     """The pods' volume claims."""
@@ -160,7 +148,7 @@ class OpenBaoClusterArgs(TypedDict, total=False):
     """Refuse replacement and deletion of the StatefulSet (default true: a replacement would delete every voter at once)."""
 
 
-#: Nested args -> the stack config section whose rules validate them (components/settings.py SECTIONS).
+#: Nested args -> the stack config section whose rules validate them (openbao_platform/settings.py SECTIONS).
 _SECTIONS = {"image": "image", "storage": "storage", "resources": "resources", "topology": "topology",
              "unseal": "unseal", "self_init": "selfInit", "audit": "audit"}
 _SECRETS = ("tls_secret_name", "unseal_secret_name", "init_secret_name")
@@ -280,7 +268,7 @@ class OpenBaoCluster(pulumi.ComponentResource):
 
         sts_obj = m.stateful_set(s, files, "", "", None)
         # A replacement would delete every voter at once: protected, orphaning on delete, and
-        # given the time a real multi-zone bring-up takes (components/lifecycle.py).
+        # given the time a real multi-zone bring-up takes (openbao_platform/lifecycle.py).
         sts = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=sts_obj["metadata"],

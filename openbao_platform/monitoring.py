@@ -23,11 +23,11 @@ from typing import Any, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import cluster_manifests as cm
-from components.lifecycle import SKIP_AWAIT
-from components.naming import NamedCluster
-from components.settings import ArgsCheck, MonitoringSettings, _parse_replicas, _Reader
-from components.tokens import token, with_previous_token
+from openbao_platform import cluster_manifests as cm
+from openbao_platform.lifecycle import SKIP_AWAIT
+from openbao_platform.naming import NamedCluster
+from openbao_platform.settings import ArgsCheck, MonitoringSettings, _parse_replicas, _Reader
+from openbao_platform.tokens import token, with_previous_token
 
 Obj = dict[str, Any]
 
@@ -65,13 +65,8 @@ class MonitoringSpec(NamedCluster):
 def monitoring_spec(args: OpenBaoMonitoringArgs) -> MonitoringSpec:
     """The validated spec (the stack config's identity, ``replicas`` and ``monitoring`` rules), or ArgsError."""
     with ArgsCheck("OpenBaoMonitoring") as check:
-        for key in ("name", "namespace"):
-            if args.get(key) is None:
-                check.object_name(key, None)  # required: "must be a string"
-        names = check.section("", {k: args.get(k) for k in ("name", "namespace")})
-        ca = args.get("ca_secret_name")
-        if not isinstance(ca, pulumi.Output):  # a name from another resource is checked by the API server
-            check.object_name("ca_secret_name", ca)
+        names = check.identity(args)
+        check.input_name("ca_secret_name", args.get("ca_secret_name"))
         when = args.get("server_cert_renewal_time")
         if not isinstance(when, pulumi.Output):  # a time from another resource is checked when it resolves
             check.section("", {"server_cert_renewal_time": when}, _parse_renewal_time)

@@ -5,7 +5,7 @@ against the Kubernetes schema without an engine. Secure where the Helm chart is 
 always on, Pod Security "restricted", read-only root filesystem, no IPC_LOCK (OpenBao 2.x
 has no mlock), probes that verify TLS with our CA.
 
-The builders take the validated ``ClusterSpec`` (components/server_config.py). The shared
+The builders take the validated ``ClusterSpec`` (openbao_platform/server_config.py). The shared
 helpers other components use (``metadata``, ``service_account``, ``image_waivers``, the
 security contexts) need only a cluster's names (``NamedCluster``), or an ``image`` as well.
 """
@@ -15,16 +15,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional, Protocol
 
-from components.lifecycle import ORPHAN_ON_DELETE, SKIP_AWAIT
-from components.naming import NamedCluster
-from components.server_config import (
+from openbao_platform.lifecycle import ORPHAN_ON_DELETE, SKIP_AWAIT
+from openbao_platform.naming import NamedCluster
+from openbao_platform.server_config import (
     API_PORT,
     CLUSTER_PORT,
     PATHS,
     ClusterSpec,
     start_environment,
 )
-from components.settings import ImageSettings
+from openbao_platform.settings import ImageSettings
 
 #: The image runs as this non-root uid/gid; >= 10000 keeps clear of host users.
 RUN_AS_ID = 10100

@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.naming import NamedCluster
-from components.scripts import script
-from components.settings import (
+from openbao_platform.naming import NamedCluster
+from openbao_platform.scripts import script
+from openbao_platform.settings import (
     AuditSettings,
     ImageSettings,
     ResourceSettings,
@@ -320,7 +320,7 @@ def start_environment(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str
 
 
 def start_script() -> str:
-    """The POSIX sh entrypoint that gates self-init (components/scripts/start.sh)."""
+    """The POSIX sh entrypoint that gates self-init (openbao_platform/scripts/start.sh)."""
     return script("start.sh")
 
 

@@ -49,12 +49,12 @@ from typing import Any, Callable, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster_manifests import metadata
-from components.lifecycle import SKIP_AWAIT
-from components.naming import NamedCluster
-from components.server_config import API_PORT
-from components.settings import ArgsCheck, IngressSettings, _parse_tls_min_version
-from components.tokens import token, with_previous_token
+from openbao_platform.cluster_manifests import metadata
+from openbao_platform.lifecycle import SKIP_AWAIT
+from openbao_platform.naming import NamedCluster
+from openbao_platform.server_config import API_PORT
+from openbao_platform.settings import ArgsCheck, IngressSettings, _parse_tls_min_version
+from openbao_platform.tokens import token, with_previous_token
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -110,10 +110,7 @@ _INGRESS_KEYS = ("mode", "host", "class_name", "tls_secret_name", "cert_manager_
 def edge_spec(args: OpenBaoEdgeArgs) -> EdgeSpec:
     """The validated spec (the stack config's identity, ``ingress`` and ``tlsMinVersion`` rules), or ArgsError."""
     with ArgsCheck("OpenBaoEdge") as check:
-        for key in ("name", "namespace", "mode"):
-            if args.get(key) is None:
-                check.object_name(key, None)  # required: "must be a string"
-        names = check.section("", {k: args.get(k) for k in ("name", "namespace")})
+        names = check.identity(args, "mode")
         ingress = check.section("ingress", {k: args.get(k) for k in _INGRESS_KEYS})
         tls_min = check.section("", {"tls_min_version": args.get("tls_min_version")}, _parse_tls_min_version)
         if ingress.mode == "gateway" and args.get("ca_cert_pem") is None:

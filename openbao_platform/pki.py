@@ -3,11 +3,11 @@
 One certificate covers the whole cluster (each pod's stable DNS name, the Services,
 localhost and 127.0.0.1) because the pods share one Secret; Raft joins and the ingress both
 verify it against the private CA. The server certificate is re-issued by the clock, once per
-renewal period (``components/renewal.py``), and the pods pick it up without a restart.
+renewal period (``openbao_platform/renewal.py``), and the pods pick it up without a restart.
 
 The component takes only what a PKI for any OpenBao cluster needs (``ClusterPkiArgs``); the
-stack maps its settings to these args in ``components/platform.py`` (``pki_args``), and
-``server_dns_names`` gives the SANs of a cluster named the way ``components/naming.py`` names it.
+stack maps its settings to these args in ``openbao_platform/platform.py`` (``pki_args``), and
+``server_dns_names`` gives the SANs of a cluster named the way ``openbao_platform/naming.py`` names it.
 """
 
 
@@ -19,11 +19,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components import renewal
-from components.lifecycle import stateful
-from components.naming import ClusterNames, NamedCluster
-from components.settings import ArgsCheck, PkiSettings
-from components.tokens import token, with_previous_token
+from openbao_platform import renewal
+from openbao_platform.lifecycle import stateful
+from openbao_platform.naming import ClusterNames, NamedCluster
+from openbao_platform.settings import ArgsCheck, PkiSettings, _parse_replicas
+from openbao_platform.tokens import token, with_previous_token
 
 #: Usages of the CA certificate: it signs, nothing else.
 CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
@@ -73,8 +73,10 @@ class ClusterPkiArgs(TypedDict, total=False):
     """Name of the OpenBao cluster (its StatefulSet); the Secrets are ``<name>-tls`` and ``<name>-ca``."""
     namespace: Required[str]
     """Namespace of the cluster and of both Secrets."""
-    dns_names: Required[list[str]]
-    """DNS SANs of the server certificate: every name a client or peer uses (``*.`` wildcards allowed)."""
+    dns_names: list[str]
+    """Server certificate DNS SANs (``*.`` allowed). Default: every name of the cluster's pods and Services."""
+    replicas: int
+    """Pods of the cluster, for the default ``dns_names`` (odd, 1-7). Default 3."""
     ip_addresses: list[str]
     """IP SANs of the server certificate. Default ``["127.0.0.1"]`` (the pods' own probes and CLI)."""
     common_name: str
@@ -123,8 +125,7 @@ def _check_rest(r: Any) -> dict[str, Any]:
     """Every arg outside the ``pki`` section's rules (``r`` reads the args, keys camelCased)."""
     r.unknown_keys("", [_camel(k) for k in ClusterPkiArgs.__annotations__])
     for key, fix in (("name", "name the OpenBao cluster, e.g. `openbao`"),
-                     ("namespace", "name the cluster's namespace, e.g. `openbao`"),
-                     ("dnsNames", "list the names clients and peers use (components.pki.server_dns_names)")):
+                     ("namespace", "name the cluster's namespace, e.g. `openbao`")):
         if key not in r.raw:
             r.fail(key, None, "is required", fix)
     dns_names = r.raw.get("dnsNames", [])
@@ -133,7 +134,7 @@ def _check_rest(r: Any) -> dict[str, Any]:
         dns_names = []
     elif "dnsNames" in r.raw and not dns_names:
         r.fail("dnsNames", dns_names, "is empty; the certificate would match no name",
-               "list the names clients and peers use (components.pki.server_dns_names)")
+               "list the names clients and peers use (openbao_platform.pki.server_dns_names)")
     for n in dns_names:
         if _is_ip(n):
             r.fail("dnsNames", n, "is an IP address, not a DNS name", "list it in ip_addresses instead")
@@ -162,7 +163,7 @@ def _check_rest(r: Any) -> dict[str, Any]:
         r.fail("labels", labels, "must be a mapping of strings to strings", "use e.g. {\"team\": \"security\"}")
         labels = {}
     protect = r.get("protect", bool, True, "use true (the engine refuses to replace or delete the CA) or false")
-    return {"dns_names": list(dns_names), "ip_addresses": list(ips), "common_name": subject["commonName"],
+    return {"dns_names": list(dns_names) if "dnsNames" in r.raw else None, "ip_addresses": list(ips), "common_name": subject["commonName"],
             "ca_common_name": subject["caCommonName"], "labels": dict(labels), "protect": protect}
 
 
@@ -179,8 +180,11 @@ def pki_spec(args: ClusterPkiArgs) -> PkiSpec:
     with ArgsCheck("ClusterPki") as check:
         cluster = check.section("", {k: args.get(k) for k in ("name", "namespace")})
         pki = check.section("pki", {k: args.get(k) for k in _PKI_KEYS})
-        rest = check.section("", {k: v for k, v in args.items() if k not in _PKI_KEYS}, parse=_check_rest)
-    return PkiSpec(cluster=cluster, pki=pki, dns_names=rest["dns_names"], ip_addresses=rest["ip_addresses"],
+        replicas = check.section("", {"replicas": args.get("replicas")}, _parse_replicas)
+        rest = check.section("", {k: v for k, v in args.items() if k not in _PKI_KEYS and k != "replicas"},
+                             parse=_check_rest)
+    dns_names = rest["dns_names"] if rest["dns_names"] is not None else server_dns_names(cluster, replicas)
+    return PkiSpec(cluster=cluster, pki=pki, dns_names=dns_names, ip_addresses=rest["ip_addresses"],
                    common_name=rest["common_name"] or cluster.active_dns_name,
                    ca_common_name=rest["ca_common_name"] or f"{cluster.name} {cluster.namespace} CA",
                    labels=rest["labels"], protect=rest["protect"])
@@ -244,7 +248,7 @@ class ClusterPki(pulumi.ComponentResource):
             early_renewal_hours=pki.early_renewal_hours,
             allowed_uses=SERVER_USES,
             # Re-issued once per renewal period, before its early-renewal window opens, by any
-            # `pulumi up` (the scheduled one in .github/workflows/renewal.yml): components/renewal.py.
+            # `pulumi up` (the scheduled one in .github/workflows/renewal.yml): openbao_platform/renewal.py.
             # The CA gets no trigger: it is protected, and a new CA is a procedure.
             opts=pulumi.ResourceOptions(parent=self, replacement_trigger=renewal.renewal_trigger(
                 pki.server_validity_hours, pki.early_renewal_hours)),

@@ -24,7 +24,7 @@ cluster's name and namespace, the peers), never the stack settings; the args are
 with the stack config's ``network`` rules into a ``NetworkSpec``. The pure functions take
 that spec and return plain dicts (the objects as YAML holds them); the component only turns
 them into ``pulumi_kubernetes`` resources, so tests and the evaluator in
-``components.netpol_eval`` run over exactly what is deployed.
+``openbao_platform.netpol_eval`` run over exactly what is deployed.
 """
 
 
@@ -35,13 +35,13 @@ from typing import Any, Mapping, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backup import backup_labels
-from components.cluster_manifests import metadata
-from components.naming import NamedCluster
-from components.netpol_eval import NAMESPACE_NAME_LABEL
-from components.server_config import API_PORT, CLUSTER_PORT
-from components.settings import ArgsCheck, NetworkSettings, _dns_label, _parse_network, _Reader
-from components.tokens import token, with_previous_token
+from openbao_platform.backup import backup_labels
+from openbao_platform.cluster_manifests import metadata
+from openbao_platform.naming import NamedCluster
+from openbao_platform.netpol_eval import NAMESPACE_NAME_LABEL
+from openbao_platform.server_config import API_PORT, CLUSTER_PORT
+from openbao_platform.settings import ArgsCheck, NetworkSettings, _dns_label, _parse_network, _Reader
+from openbao_platform.tokens import token, with_previous_token
 
 DNS_PORT = 53
 
@@ -128,10 +128,7 @@ def _parse_peers(r: _Reader) -> _Peers:
 def network_spec(args: OpenBaoNetworkPoliciesArgs) -> NetworkSpec:
     """The validated spec (the stack config's identity and ``network`` rules), or ArgsError."""
     with ArgsCheck("OpenBaoNetworkPolicies") as check:
-        for key in ("name", "namespace"):
-            if args.get(key) is None:
-                check.object_name(key, None)  # required: "must be a string"
-        names = check.section("", {k: args.get(k) for k in ("name", "namespace")})
+        names = check.identity(args)
         network = check.section("network", {k: args.get(k) for k in _NETWORK_KEYS},
                                 functools.partial(_parse_network, namespace=names.namespace))
         peers = check.section("", {"edge_namespace": args.get("edge_namespace"),

@@ -13,8 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.settings import ArgsCheck
-from components.tokens import token, with_previous_token
+from openbao_platform.settings import ArgsCheck
+from openbao_platform.tokens import token, with_previous_token
 
 #: Default item name inside the Secret; server_config names the same file (ADMIN_PASSWORD_FILE).
 ADMIN_PASSWORD_ITEM = "admin-password"

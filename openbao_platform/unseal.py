@@ -13,9 +13,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.lifecycle import stateful
-from components.settings import ArgsCheck, UnsealSettings
-from components.tokens import token, with_previous_token
+from openbao_platform.lifecycle import stateful
+from openbao_platform.settings import ArgsCheck, UnsealSettings
+from openbao_platform.tokens import token, with_previous_token
 
 #: The static seal wants exactly this many raw bytes.
 KEY_BYTES = 32

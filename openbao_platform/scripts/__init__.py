@@ -15,5 +15,5 @@ _DIR = Path(__file__).parent
 
 @cache
 def script(name: str) -> str:
-    """The text of ``components/scripts/<name>``."""
+    """The text of ``openbao_platform/scripts/<name>``."""
     return (_DIR / name).read_text()

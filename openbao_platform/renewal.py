@@ -22,7 +22,7 @@ The model, in hours, with ``V = validity`` and ``E = early renewal``:
 
 Only the server certificate uses it. The CA is not renewed by the clock: a new CA must reach
 every client before the old one expires, and the CA is ``protect``-ed in production, so an
-automatic replacement would be refused by the engine anyway. See ``components/pki.py``.
+automatic replacement would be refused by the engine anyway. See ``openbao_platform/pki.py``.
 """
 
 from __future__ import annotations

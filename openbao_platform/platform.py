@@ -12,10 +12,9 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backup import BackupImageArgs, OpenBaoBackup, OpenBaoBackupArgs
-from components.cluster import (
+from openbao_platform.backup import OpenBaoBackup, OpenBaoBackupArgs
+from openbao_platform.cluster import (
     ClusterAuditArgs,
-    ClusterImageArgs,
     ClusterResourcesArgs,
     ClusterSelfInitArgs,
     ClusterStorageArgs,
@@ -24,17 +23,18 @@ from components.cluster import (
     OpenBaoCluster,
     OpenBaoClusterArgs,
 )
-from components.credentials import BootstrapCredentials, BootstrapCredentialsArgs
-from components.edge import OpenBaoEdge, OpenBaoEdgeArgs
-from components.lifecycle import stateful
-from components.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs, renewal_time
-from components.network import OpenBaoNetworkPolicies, OpenBaoNetworkPoliciesArgs
-from components.naming import ClusterNames
-from components.pki import ClusterPki, ClusterPkiArgs, server_dns_names
-from components.server_config import ADMIN_PASSWORD_FILE, API_PORT
-from components.settings import Settings
-from components.unseal import UnsealKey, UnsealKeyArgs
-from components.tokens import token, with_previous_token
+from openbao_platform.credentials import BootstrapCredentials, BootstrapCredentialsArgs
+from openbao_platform.edge import OpenBaoEdge, OpenBaoEdgeArgs
+from openbao_platform.image import image_args
+from openbao_platform.lifecycle import stateful
+from openbao_platform.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs, renewal_time
+from openbao_platform.network import OpenBaoNetworkPolicies, OpenBaoNetworkPoliciesArgs
+from openbao_platform.naming import ClusterNames
+from openbao_platform.pki import ClusterPki, ClusterPkiArgs, server_dns_names
+from openbao_platform.server_config import ADMIN_PASSWORD_FILE, API_PORT
+from openbao_platform.settings import Settings
+from openbao_platform.unseal import UnsealKey, UnsealKeyArgs
+from openbao_platform.tokens import token, with_previous_token
 
 #: Pod Security Admission labels: the namespace enforces "restricted".
 POD_SECURITY_LABELS = {
@@ -49,7 +49,7 @@ POD_SECURITY_LABELS = {
 #: rename of ``name`` changes only Kubernetes object names (which the engine refuses for the
 #: protected ones) instead of deleting and re-creating the unseal key and the CA key.
 RESOURCE_NAME = "openbao"
-#: The platform's type token before the components became a package (components/tokens.py).
+#: The platform's type token before the components became a package (openbao_platform/tokens.py).
 PREVIOUS_TOKEN = "openbao:platform:OpenBaoPlatform"
 
 
@@ -95,9 +95,7 @@ def credentials_args(s: Settings) -> BootstrapCredentialsArgs:
 def cluster_args(s: Settings, tls_secret_name: pulumi.Input[str], unseal_secret_name: pulumi.Input[str],
                  init_secret_name: Optional[pulumi.Input[str]] = None) -> OpenBaoClusterArgs:
     """The cluster of the stack: its sections field for field, and the switches other sections imply."""
-    image = ClusterImageArgs(repository=s.image.repository, tag=s.image.tag, pull_policy=s.image.pull_policy)
-    if s.image.digest:
-        image["digest"] = s.image.digest
+    image = image_args(s.image)
     storage = ClusterStorageArgs(data_size=s.storage.data_size, audit_size=s.storage.audit_size)
     if s.storage.class_name:
         storage["class_name"] = s.storage.class_name
@@ -157,9 +155,7 @@ def edge_args(s: Settings, ca_cert_pem: pulumi.Input[str]) -> OpenBaoEdgeArgs:
 
 
 def backup_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBaoBackupArgs:
-    image = BackupImageArgs(repository=s.image.repository, tag=s.image.tag, pull_policy=s.image.pull_policy)
-    if s.image.digest:
-        image["digest"] = s.image.digest
+    image = image_args(s.image)
     args = OpenBaoBackupArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
                              schedule=s.backup.schedule, keep=s.backup.keep, size=s.backup.size, image=image,
                              protect=s.protect)

@@ -3,7 +3,7 @@
 OpenBao has no built-in snapshot schedule, so this ships one: a CronJob that logs in with
 the ``backup`` kubernetes auth role self-init created (read on sys/storage/raft/snapshot,
 nothing else) using a short-lived projected ServiceAccount token, saves a timestamped
-snapshot, verifies its checksums and keeps the newest N (components/scripts/backup.sh).
+snapshot, verifies its checksums and keeps the newest N (openbao_platform/scripts/backup.sh).
 The pod never mounts the Kubernetes API token and runs under Pod Security "restricted".
 
 The component takes only what the job consumes (``OpenBaoBackupArgs``: the cluster's name and
@@ -19,14 +19,15 @@ from typing import Any, Mapping, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import cluster_manifests as cm
-from components.k8s_args import typed_kwargs
-from components.lifecycle import stateful
-from components.scripts import script
-from components.naming import NamedCluster
-from components.server_config import API_PORT, backup_service_account
-from components.settings import ArgsCheck, BackupSettings, ImageSettings
-from components.tokens import token, with_previous_token
+from openbao_platform import cluster_manifests as cm
+from openbao_platform.k8s_args import typed_kwargs
+from openbao_platform.lifecycle import stateful
+from openbao_platform.scripts import script
+from openbao_platform.naming import NamedCluster
+from openbao_platform.server_config import API_PORT, backup_service_account
+from openbao_platform.settings import ArgsCheck, BackupSettings, ImageSettings
+from openbao_platform.image import IMAGE_KEYS, ImageArgs
+from openbao_platform.tokens import token, with_previous_token
 
 Obj = dict[str, Any]
 
@@ -35,19 +36,6 @@ TOKEN_DIR = "/var/run/secrets/openbao"
 CA_DIR = "/openbao/ca"
 #: OpenBao's kubernetes auth accepts the token within its lifetime; 10 minutes covers a run.
 TOKEN_SECONDS = 600
-
-
-class BackupImageArgs(TypedDict, total=False):
-    """The image the job runs: OpenBao's (it needs the ``bao`` CLI), pinned."""
-
-    repository: str
-    """Image repository without tag or digest. Default quay.io/openbao/openbao."""
-    tag: str
-    """A fixed version tag (never latest). Default the OpenBao version the e2e suite runs."""
-    digest: str
-    """Optional sha256:<64 hex> digest pinning the image as well."""
-    pull_policy: str
-    """IfNotPresent (default), Always or Never."""
 
 
 class OpenBaoBackupArgs(TypedDict, total=False):
@@ -67,7 +55,7 @@ class OpenBaoBackupArgs(TypedDict, total=False):
     """Size of the snapshot volume. Default 20Gi."""
     storage_class_name: str
     """StorageClass of the snapshot volume; omit for the cluster default."""
-    image: BackupImageArgs
+    image: ImageArgs
     """The job's image. Default quay.io/openbao/openbao at the tested version, IfNotPresent."""
     protect: bool
     """Refuse replacement and deletion of the snapshot volume, and keep it when it leaves the stack. Default true."""
@@ -86,25 +74,17 @@ class BackupSpec(NamedCluster):
     protect: bool = True
 
 
-_IMAGE_KEYS = ("repository", "tag", "digest", "pull_policy")
-
-
 def backup_spec(args: OpenBaoBackupArgs) -> BackupSpec:
     """The validated spec (the stack config's identity, ``backup`` and ``image`` rules), or ArgsError."""
     with ArgsCheck("OpenBaoBackup") as check:
-        for key in ("name", "namespace"):
-            if args.get(key) is None:
-                check.object_name(key, None)  # required: "must be a string"
-        names = check.section("", {k: args.get(k) for k in ("name", "namespace")})
-        ca = args.get("ca_secret_name")
-        if not isinstance(ca, pulumi.Output):  # a name from another resource is checked by the API server
-            check.object_name("ca_secret_name", ca)
+        names = check.identity(args)
+        check.input_name("ca_secret_name", args.get("ca_secret_name"))
         backup = check.section("backup", {k: args.get(k) for k in ("schedule", "keep", "size")})
         if args.get("storage_class_name") is not None:
             check.object_name("storage_class_name", args.get("storage_class_name"))
         image = args.get("image") or {}
         if isinstance(image, Mapping):
-            image_settings = check.section("image", {k: image.get(k) for k in _IMAGE_KEYS}, field="image")
+            image_settings = check.section("image", {k: image.get(k) for k in IMAGE_KEYS}, field="image")
         else:
             image_settings = check.section("", {"image": image}, lambda r: r.section("image"))
         protect = check.section("", {"protect": args.get("protect")},
