@@ -417,10 +417,14 @@ class BaoNode:
         log = open(self.log_path, "ab")
         log.write(f"\n===== e2e harness: start #{self.starts} mode={mode} {time.strftime('%H:%M:%S')} =====\n".encode())
         log.flush()
+        # SIGKILL the node if the test process dies (a killed pytest must not leave bao servers
+        # holding loopback ports): util-linux setpriv sets PR_SET_PDEATHSIG and execs, so no
+        # Python runs between fork and exec. A preexec_fn did, and in a worker that also holds
+        # gRPC threads (policy and provider tests) the forked child could abort (SIGABRT, no log).
+        argv = [_setpriv(), "--pdeathsig", "KILL", *argv]
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=self.root, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         env=self.env, cwd=self.root, start_new_session=True)
         finally:
             log.close()
         return self
@@ -498,16 +502,12 @@ class BaoNode:
         return "\n".join(text[-lines:])
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if the test process dies (Linux prctl), so a
-    killed pytest (CI timeout) cannot leave bao servers holding the loopback ports."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+def _setpriv() -> str:
+    """util-linux `setpriv` (it ships with `unshare`, which the harness needs too)."""
+    path = shutil.which("setpriv")
+    if not path:
+        raise HarnessError("the e2e harness needs `setpriv` from util-linux: apt-get install util-linux")
+    return path
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
