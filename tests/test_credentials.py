@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import string
 
-import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from openbao_platform.credentials import BootstrapCredentials
-from openbao_platform.settings import ArgsError, parse_settings
-from tests.support.component import run_components
+from openbao_platform.settings import parse_settings
+from tests.support.component import rejected_args, run_components
 from tests.support.program import ProgramRun, resolve, stack_config
 
 
@@ -74,22 +73,8 @@ def test_bootstrap_credentials_defaults() -> None:
 ])
 def test_bootstrap_credentials_reject_bad_args_before_creating_anything(
         bad: dict[str, object], problem: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    constructed: list[str] = []
-    original = pulumi.Resource.__init__
-
-    def spy(self: pulumi.Resource, t: str, name: str, *args: object, **kwargs: object) -> None:
-        constructed.append(f"{t} {name}")
-        original(self, t, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pulumi.Resource, "__init__", spy)
     args = {k: v for k, v in {"secret_name": "team-init", "namespace": "team", **bad}.items() if v is not None}
-    with pytest.raises(ArgsError) as err:
-        run_components(lambda: BootstrapCredentials("creds", args))  # type: ignore[arg-type]
-    text = str(err.value)
-    assert problem in text, text
-    line = next(p for p in err.value.problems if p.startswith(problem))
-    assert "Fix: " in line and "nothing was created" in text
-    assert constructed == [], "a resource was created before the args were validated"
+    rejected_args(lambda: BootstrapCredentials("creds", args), monkeypatch, problem)  # type: ignore[arg-type]
 
 
 def test_bootstrap_credentials_schema_describes_every_input() -> None:

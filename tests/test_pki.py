@@ -216,29 +216,12 @@ def test_cluster_pki_args_choose_key_subject_and_ip_addresses() -> None:
 ])
 def test_cluster_pki_rejects_bad_args_before_creating_anything(bad: dict[str, object], problem: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import pulumi
-
     from openbao_platform.pki import ClusterPki
-    from openbao_platform.settings import ArgsError
-    from tests.support.component import run_components
+    from tests.support.component import rejected_args
 
-    constructed: list[str] = []
-    original = pulumi.Resource.__init__
-
-    def spy(self: pulumi.Resource, t: str, name: str, *args: object, **kwargs: object) -> None:
-        constructed.append(f"{t} {name}")
-        original(self, t, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pulumi.Resource, "__init__", spy)
     args = {k: v for k, v in {"name": "vault", "namespace": "secrets", "dns_names": _VAULT_DNS, **bad}.items()
             if v is not None}
-    with pytest.raises(ArgsError) as err:
-        run_components(lambda: ClusterPki("vault-pki", args))  # type: ignore[arg-type]
-    text = str(err.value)
-    assert problem in text, text
-    line = next(p for p in err.value.problems if p.startswith(problem))
-    assert "Fix: " in line and "nothing was created" in text
-    assert constructed == [], "a resource was created before the args were validated"
+    rejected_args(lambda: ClusterPki("vault-pki", args), monkeypatch, problem)  # type: ignore[arg-type]
 
 
 def test_cluster_pki_reports_every_problem_at_once() -> None:

@@ -27,3 +27,28 @@ def run_components(build: Callable[[], Any], stack: str = "test", project: str =
 
     run()
     return ProgramRun(stack=stack, registrations=mocks.registrations)
+
+
+def rejected_args(build: Callable[[], Any], monkeypatch: Any, problem: str) -> str:
+    """Run ``build()``; it must raise ArgsError whose line starting ``problem`` has a fix, and no
+    resource may have been constructed before. Returns the error text."""
+    import pytest
+
+    from openbao_platform.settings import ArgsError
+
+    constructed: list[str] = []
+    original = pulumi.Resource.__init__
+
+    def spy(self: pulumi.Resource, t: str, name: str, *args: Any, **kwargs: Any) -> None:
+        constructed.append(f"{t} {name}")
+        original(self, t, name, *args, **kwargs)
+
+    monkeypatch.setattr(pulumi.Resource, "__init__", spy)
+    with pytest.raises(ArgsError) as err:
+        run_components(build)
+    text = str(err.value)
+    assert problem in text, text
+    line = next(p for p in err.value.problems if p.startswith(problem))
+    assert "Fix: " in line and "nothing was created" in text
+    assert constructed == [], "a resource was created before the args were validated"
+    return text
