@@ -10,6 +10,7 @@ The same components are served to every other Pulumi language by the plugin in p
 
 from openbao_platform.backup import OpenBaoBackup, OpenBaoBackupArgs
 from openbao_platform.cluster import OpenBaoCluster, OpenBaoClusterArgs
+from openbao_platform.configuration import OpenBaoConfiguration, OpenBaoConfigurationArgs
 from openbao_platform.credentials import BootstrapCredentials, BootstrapCredentialsArgs
 from openbao_platform.edge import OpenBaoEdge, OpenBaoEdgeArgs
 from openbao_platform.monitoring import OpenBaoMonitoring, OpenBaoMonitoringArgs
@@ -21,7 +22,8 @@ from openbao_platform.unseal import UnsealKey, UnsealKeyArgs
 
 __all__ = [
     "ArgsError", "BootstrapCredentials", "BootstrapCredentialsArgs", "ClusterNames", "ClusterPki", "ClusterPkiArgs",
-    "OpenBaoBackup", "OpenBaoBackupArgs", "OpenBaoCluster", "OpenBaoClusterArgs", "OpenBaoEdge", "OpenBaoEdgeArgs",
+    "OpenBaoBackup", "OpenBaoBackupArgs", "OpenBaoCluster", "OpenBaoClusterArgs",
+    "OpenBaoConfiguration", "OpenBaoConfigurationArgs", "OpenBaoEdge", "OpenBaoEdgeArgs",
     "OpenBaoMonitoring", "OpenBaoMonitoringArgs", "OpenBaoNetworkPolicies", "OpenBaoNetworkPoliciesArgs",
     "UnsealKey", "UnsealKeyArgs", "server_dns_names",
 ]

@@ -142,6 +142,8 @@ class OpenBaoClusterArgs(TypedDict, total=False):
     """Declarative audit devices."""
     backup_auth_role: bool
     """Self-init creates the `backup` kubernetes auth role (snapshot read only) for the <name>-backup ServiceAccount OpenBaoBackup runs as. Default false."""
+    reconciler_auth_role: bool
+    """Self-init creates the `reconciler` kubernetes auth role for the <name>-reconciler ServiceAccount OpenBaoConfiguration runs as (policies tenant-*/shared-*, roles tenant-*, its ownership record; never admin). Default false."""
     unauthenticated_metrics: bool
     """Serve /v1/sys/metrics without a token, for a Prometheus the NetworkPolicies admit (no scrape credential to leak). Default false."""
     protect: bool
@@ -159,7 +161,7 @@ _REQUIRED = {
     "unseal_secret_name": "pass the Secret holding the unseal-v<N> keys (UnsealKey.secret_name)",
 }
 _OPTIONS = ("replicas", "production", "tls_min_version", "cluster_name", "backup_auth_role",
-            "unauthenticated_metrics", "protect")
+            "reconciler_auth_role", "unauthenticated_metrics", "protect")
 
 
 def _plain(value: Any) -> Any:
@@ -183,6 +185,7 @@ def _parse_options(r: _Reader) -> dict[str, Any]:
         "tls_min_version": _parse_tls_min_version(r),
         "cluster_name": r.get("clusterName", str, None, "use a short name such as openbao-prod"),
         "backup_auth_role": r.get("backupAuthRole", bool, False, "use true or false"),
+        "reconciler_auth_role": r.get("reconcilerAuthRole", bool, False, "use true or false"),
         "unauthenticated_metrics": r.get("unauthenticatedMetrics", bool, False, "use true or false"),
         "protect": r.get("protect", bool, True, "use true (the engine refuses to replace or delete the StatefulSet) "
                                                 "or false (dev: `pulumi destroy` removes it)"),
@@ -228,6 +231,10 @@ def cluster_spec(args: OpenBaoClusterArgs) -> ClusterSpec:
             check.section("", {}, lambda r: r.fail(
                 "backupAuthRole", True, "the backup role is created by self-init, which is off",
                 "enable self_init, or set backup_auth_role to false"))
+        if spec.reconciler_auth_role and not spec.self_init.enabled:
+            check.section("", {}, lambda r: r.fail(
+                "reconcilerAuthRole", True, "the reconciler role is created by self-init, which is off",
+                "enable self_init, or set reconciler_auth_role to false (and bootstrap it by hand: docs/tenants.md)"))
     return spec
 
 

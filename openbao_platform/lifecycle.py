@@ -14,7 +14,8 @@ and cited (pulumi/pulumi at 1b59498, pulumi/pulumi-kubernetes at 94977969d):
   Ingress waits for ``status.loadBalancer.ingress`` and backend endpoints (ingress.go, 10 min);
   PVC waits for Bound, or Pending under WaitForFirstConsumer (5 min); Secret, ConfigMap, RBAC,
   NetworkPolicy, PDB, CronJob and custom resources do not wait unless PULUMI_K8S_AWAIT_ALL=true
-  (provider/pkg/metadata/overrides.go ``ReadyCondition``). ``pulumi.com/skipAwait: "true"``
+  (provider/pkg/metadata/overrides.go ``ReadyCondition``). A Job waits until it completes and
+  fails when it fails (job.go, 10 min default). ``pulumi.com/skipAwait: "true"``
   turns the wait off (overrides.go ``SkipAwaitLogic``); ``customTimeouts`` replace the default.
 * Deletion propagation is Foreground unless ``pulumi.com/deletionPropagationPolicy`` says
   otherwise (overrides.go ``DeletionPropagation``, read from the inputs in state,
@@ -62,6 +63,9 @@ AWAIT_DECISIONS: dict[str, str] = {
     "ServiceAccount": "no await on Kubernetes >= 1.24",
     "Role": "no await", "RoleBinding": "no await", "ClusterRoleBinding": "no await",
     "NetworkPolicy": "no await", "PodDisruptionBudget": "no await", "CronJob": "no await",
+    "Job": "waits until Complete, fails on Failed with the pod's messages (provider/pkg/await/job.go; custom "
+           "timeouts 10m): that is how `pulumi up` reports the reconciler's own error (FallbackToLogsOnError); "
+           "its name carries the desired state's hash, so a change is a new Job created before the old one goes",
 }
 
 

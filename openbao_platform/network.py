@@ -13,7 +13,10 @@ Policies (all in the cluster's ``namespace``):
     ``/v1/sys/init`` checks, 8201 cluster traffic), and to the Kubernetes API server
     (service registration, kubernetes auth token reviews).
 * ``<name>-backup`` (backup job pods, with ``allow_backup``): egress to OpenBao 8200
-  and DNS only; no ingress.
+  and DNS only, plus ``backup_storage_cidrs`` on ``backup_storage_port`` (the bucket's
+  endpoint, with backup.remote); no ingress.
+* ``<name>-reconcile`` (configuration Job and CronJob pods, with ``allow_reconciler``): egress
+  to OpenBao 8200 and DNS only; no ingress.
 
 Every peer names its namespace (``kubernetes.io/metadata.name``): there is no empty
 selector that would open a port to every namespace. Kubelet probes come from the node
@@ -29,6 +32,7 @@ them into ``pulumi_kubernetes`` resources, so tests and the evaluator in
 
 
 import functools
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Required, TypedDict
 
@@ -37,6 +41,7 @@ import pulumi_kubernetes as k8s
 
 from openbao_platform.backup import backup_labels
 from openbao_platform.cluster_manifests import metadata
+from openbao_platform.configuration import reconciler_labels
 from openbao_platform.naming import NamedCluster
 from openbao_platform.netpol_eval import NAMESPACE_NAME_LABEL
 from openbao_platform.server_config import API_PORT, CLUSTER_PORT
@@ -69,8 +74,14 @@ class OpenBaoNetworkPoliciesArgs(TypedDict, total=False):
     """Labels narrowing the edge peer to the proxy pods. Default none: every pod in edge_namespace."""
     allow_backup: bool
     """Admit the OpenBaoBackup job's pods to the API, with their own policy (DNS, OpenBao only). Default false."""
+    allow_reconciler: bool
+    """Admit the OpenBaoConfiguration jobs' pods to the API, with their own policy (DNS, OpenBao only). Default false."""
     allow_monitoring: bool
     """Admit Prometheus (monitoring_namespace, monitoring_pod_labels) to scrape the API port. Default false."""
+    backup_storage_cidrs: list[str]
+    """With allow_backup: the object-storage endpoint's addresses the backup pods may also reach. Default none."""
+    backup_storage_port: int
+    """The object-storage endpoint's TCP port (with backup_storage_cidrs). Default 443."""
     monitoring_namespace: str
     """Namespace of Prometheus. Default monitoring."""
     monitoring_pod_labels: dict[str, str]
@@ -95,6 +106,9 @@ class NetworkSpec(NamedCluster):
     edge: Optional[EdgePeer] = None
     allow_backup: bool = False
     allow_monitoring: bool = False
+    backup_storage_cidrs: tuple[str, ...] = ()
+    backup_storage_port: int = 443
+    allow_reconciler: bool = False
 
 
 _NETWORK_KEYS = ("client_namespaces", "kube_api_cidrs", "kube_api_port", "dns_namespace", "dns_pod_labels",
@@ -106,6 +120,23 @@ class _Peers:
     edge: Optional[EdgePeer]
     allow_backup: bool
     allow_monitoring: bool
+    backup_storage_cidrs: tuple[str, ...] = ()
+    backup_storage_port: int = 443
+
+
+def _parse_storage_peer(r: _Reader) -> tuple[tuple[str, ...], int]:
+    """The backup pods' object-storage egress, with the ``backup.remote`` rules for CIDRs and port."""
+    cidrs = r.get_str_list("backupStorageCidrs", (), "list the storage endpoint's addresses as CIDRs")
+    port = r.get("backupStoragePort", int, 443, "use the endpoint's TCP port, e.g. 443")
+    for c in cidrs:
+        try:
+            if ipaddress.ip_network(c, strict=True).prefixlen == 0:
+                r.fail("backupStorageCidrs", c, "opens egress to every address", "list only the storage endpoint's addresses")
+        except ValueError:
+            r.fail("backupStorageCidrs", c, "is not a valid CIDR", "use e.g. 10.0.0.5/32")
+    if not 1 <= port <= 65535:
+        r.fail("backupStoragePort", port, "is not a TCP port", "use e.g. 443")
+    return cidrs, port
 
 
 def _parse_peers(r: _Reader) -> _Peers:
@@ -135,8 +166,15 @@ def network_spec(args: OpenBaoNetworkPoliciesArgs) -> NetworkSpec:
                                    "edge_pod_labels": args.get("edge_pod_labels") or None,
                                    "allow_backup": args.get("allow_backup"),
                                    "allow_monitoring": args.get("allow_monitoring")}, _parse_peers)
+        storage_cidrs, storage_port = check.section("", {"backup_storage_cidrs": args.get("backup_storage_cidrs"),
+                                                         "backup_storage_port": args.get("backup_storage_port")},
+                                                    _parse_storage_peer)
+        reconciler = check.section("", {"allow_reconciler": args.get("allow_reconciler")},
+                                   lambda r: r.get("allowReconciler", bool, False, "use true or false"))
     return NetworkSpec(name=names.name, namespace=names.namespace, network=network, edge=peers.edge,
-                       allow_backup=peers.allow_backup, allow_monitoring=peers.allow_monitoring)
+                       allow_reconciler=reconciler,
+                       allow_backup=peers.allow_backup, allow_monitoring=peers.allow_monitoring,
+                       backup_storage_cidrs=storage_cidrs, backup_storage_port=storage_port)
 
 
 def _tcp(*ports: int) -> list[dict[str, Any]]:
@@ -195,6 +233,8 @@ def api_client_peers(spec: NetworkSpec) -> list[dict[str, Any]]:
     peers.extend(_in_namespace(ns) for ns in spec.network.client_namespaces)
     if spec.allow_backup:
         peers.append(_local_pods(backup_labels(spec)))
+    if spec.allow_reconciler:
+        peers.append(_local_pods(reconciler_labels(spec)))
     if spec.allow_monitoring:
         net = spec.network
         peers.append(_in_namespace(net.monitoring_namespace, dict(net.monitoring_pod_labels)))
@@ -227,9 +267,18 @@ def server_policy(spec: NetworkSpec) -> dict[str, Any]:
 
 
 def backup_policy(spec: NetworkSpec) -> dict[str, Any]:
-    """The backup job may reach OpenBao's API and DNS, and nothing may reach it."""
+    """The backup job may reach OpenBao's API, DNS and (with object storage) the storage endpoint; nothing may reach it."""
     egress = [_dns_egress(spec), {"to": [_local_pods(spec.selector_labels)], "ports": _tcp(API_PORT)}]
+    if spec.backup_storage_cidrs:
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for c in spec.backup_storage_cidrs],
+                       "ports": _tcp(spec.backup_storage_port)})
     return _policy(spec, f"{spec.name}-backup", backup_labels(spec), ingress=[], egress=egress)
+
+
+def reconciler_policy(spec: NetworkSpec) -> dict[str, Any]:
+    """The configuration jobs may reach OpenBao's API and DNS; nothing may reach them."""
+    egress = [_dns_egress(spec), {"to": [_local_pods(spec.selector_labels)], "ports": _tcp(API_PORT)}]
+    return _policy(spec, f"{spec.name}-reconcile", reconciler_labels(spec), ingress=[], egress=egress)
 
 
 def network_policies(spec: NetworkSpec) -> dict[str, dict[str, Any]]:
@@ -240,6 +289,8 @@ def network_policies(spec: NetworkSpec) -> dict[str, dict[str, Any]]:
     }
     if spec.allow_backup:
         policies["backup"] = backup_policy(spec)
+    if spec.allow_reconciler:
+        policies["reconcile"] = reconciler_policy(spec)
     return policies
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from openbao_platform.backup import OpenBaoBackup, OpenBaoBackupArgs
+from openbao_platform.backup import OpenBaoBackup, OpenBaoBackupArgs, RemoteBackupArgs
 from openbao_platform.cluster import (
     ClusterAuditArgs,
     ClusterResourcesArgs,
@@ -22,6 +22,13 @@ from openbao_platform.cluster import (
     ClusterUnsealArgs,
     OpenBaoCluster,
     OpenBaoClusterArgs,
+)
+from openbao_platform.configuration import (
+    ConfigurationPolicyArgs,
+    ConfigurationRuleArgs,
+    ConfigurationTenantArgs,
+    OpenBaoConfiguration,
+    OpenBaoConfigurationArgs,
 )
 from openbao_platform.credentials import BootstrapCredentials, BootstrapCredentialsArgs
 from openbao_platform.edge import OpenBaoEdge, OpenBaoEdgeArgs
@@ -117,7 +124,8 @@ def cluster_args(s: Settings, tls_secret_name: pulumi.Input[str], unseal_secret_
                                       kv_mount=si.kv_mount, autopilot_stabilization=si.autopilot_stabilization,
                                       peer_wait_seconds=si.peer_wait_seconds),
         audit=ClusterAuditArgs(file=s.audit.file, stdout=s.audit.stdout),
-        backup_auth_role=s.backup.enabled, unauthenticated_metrics=s.monitoring.enabled, protect=s.protect)
+        backup_auth_role=s.backup.enabled, reconciler_auth_role=s.self_init.enabled,
+        unauthenticated_metrics=s.monitoring.enabled, protect=s.protect)
     if init_secret_name is not None:
         args["init_secret_name"] = init_secret_name
     return args
@@ -126,11 +134,16 @@ def cluster_args(s: Settings, tls_secret_name: pulumi.Input[str], unseal_secret_
 def network_args(s: Settings) -> OpenBaoNetworkPoliciesArgs:
     net, ing = s.network, s.ingress
     args = OpenBaoNetworkPoliciesArgs(
-        name=s.name, namespace=s.namespace, client_namespaces=list(net.client_namespaces),
+        name=s.name, namespace=s.namespace,
+        # Tenants reach the API by NetworkPolicy too; clientNamespaces stays for other clients.
+        client_namespaces=list(net.client_namespaces) + [t.namespace for t in s.configuration.tenants],
         kube_api_cidrs=list(net.kube_api_cidrs), kube_api_port=net.kube_api_port,
         dns_namespace=net.dns_namespace, dns_pod_labels=dict(net.dns_pod_labels),
         allow_backup=s.backup.enabled, allow_monitoring=s.monitoring.enabled,
-        monitoring_namespace=net.monitoring_namespace, monitoring_pod_labels=dict(net.monitoring_pod_labels))
+        allow_reconciler=s.self_init.enabled, monitoring_namespace=net.monitoring_namespace, monitoring_pod_labels=dict(net.monitoring_pod_labels))
+    remote = s.backup.remote
+    if s.backup.enabled and remote.enabled:
+        args.update(backup_storage_cidrs=list(remote.endpoint_cidrs), backup_storage_port=remote.endpoint_port)
     # The edge peer: the ingress-nginx controller pods, or the Gateway's proxy pods (in the
     # Gateway's namespace unless the implementation runs them elsewhere).
     if ing.mode == "nginx":
@@ -161,7 +174,34 @@ def backup_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBaoBackup
                              protect=s.protect)
     if s.storage.class_name:
         args["storage_class_name"] = s.storage.class_name
+    if not s.backup.local:
+        args["local"] = False
+    r = s.backup.remote
+    if r.enabled:
+        remote = RemoteBackupArgs(enabled=True, endpoint=r.endpoint or "", bucket=r.bucket or "", prefix=r.prefix,
+                                  region=r.region, keep=r.keep, keep_days=r.keep_days,
+                                  endpoint_cidrs=list(r.endpoint_cidrs), endpoint_port=r.endpoint_port)
+        if r.ca_secret_name:
+            remote["ca_secret_name"] = r.ca_secret_name
+        if r.credentials_secret_name:
+            remote["credentials_secret_name"] = r.credentials_secret_name
+        if r.service_account_annotations:
+            remote["service_account_annotations"] = dict(r.service_account_annotations)
+        args["remote"] = remote
     return args
+
+
+def configuration_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBaoConfigurationArgs:
+    """The declared tenants and policies, field for field (TTLs in seconds)."""
+    c = s.configuration
+    tenants = [ConfigurationTenantArgs(namespace=t.namespace, service_accounts=list(t.service_accounts), read=list(t.read),
+                                       write=list(t.write), policies=list(t.policies), token_ttl=t.token_ttl,
+                                       token_max_ttl=t.token_max_ttl) for t in c.tenants]
+    policies = [ConfigurationPolicyArgs(name=p.name, rules=[ConfigurationRuleArgs(path=path, capabilities=list(caps))
+                                                            for path, caps in p.rules]) for p in c.policies]
+    return OpenBaoConfigurationArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
+                                    kv_mount=s.self_init.kv_mount, tenants=tenants, policies=policies,
+                                    schedule=c.schedule, image=image_args(s.image))
 
 
 def monitoring_args(s: Settings, ca_secret_name: pulumi.Input[str],
@@ -219,6 +259,10 @@ class OpenBaoPlatform(pulumi.ComponentResource):
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, pki]))
         if s.backup.enabled:
             OpenBaoBackup(f"{name}-backup", backup_args(s, ca_secret_name=pki.ca_secret_name), opts=in_ns)
+        if s.self_init.enabled:
+            # The Job waits for the cluster: a reconcile needs a serving, initialised leader.
+            OpenBaoConfiguration(f"{name}-configuration", configuration_args(s, ca_secret_name=pki.ca_secret_name),
+                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, cluster]))
         if s.monitoring.enabled:
             OpenBaoMonitoring(f"{name}-monitoring",
                               monitoring_args(s, ca_secret_name=pki.ca_secret_name,

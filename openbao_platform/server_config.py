@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from openbao_platform.declared import OWNERSHIP_PATH, SHARED_PREFIX, TENANT_PREFIX
 from openbao_platform.naming import NamedCluster
 from openbao_platform.scripts import script
 from openbao_platform.settings import (
@@ -61,6 +62,8 @@ class ClusterSpec(NamedCluster):
     audit: AuditSettings = field(default_factory=AuditSettings)
     backup_auth_role: bool = False
     """Self-init creates the ``backup`` kubernetes auth role (bound to ``backup_service_account``)."""
+    reconciler_auth_role: bool = False
+    """Self-init creates the ``reconciler`` kubernetes auth role (bound to ``reconciler_service_account``)."""
     unauthenticated_metrics: bool = False
     """The listener serves ``/v1/sys/metrics`` without a token."""
     protect: bool = True
@@ -122,6 +125,11 @@ ADMIN_PASSWORD_FILE = "admin-password"
 def backup_service_account(cluster: NamedCluster) -> str:
     """The ServiceAccount the backup CronJob runs as (bound to the `backup` auth role)."""
     return f"{cluster.name}-backup"
+
+
+def reconciler_service_account(cluster: NamedCluster) -> str:
+    """The ServiceAccount the configuration Job and CronJob run as (bound to the `reconciler` auth role)."""
+    return f"{cluster.name}-reconciler"
 
 
 def listener(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str, Any]:
@@ -218,6 +226,20 @@ def _policy(rules: dict[str, list[str]]) -> str:
 
 ADMIN_POLICY = _policy({"*": ["create", "read", "update", "patch", "delete", "list", "sudo"]})
 BACKUP_POLICY = _policy({"sys/storage/raft/snapshot": ["read"]})
+#: KV v2 entry (under the self-init KV mount) where the reconciler records what it owns.
+RECONCILER_OWNERSHIP_PATH = OWNERSHIP_PATH
+
+
+def reconciler_policy(kv_mount: str) -> str:
+    """Exactly what reconcile.sh manages: policies tenant-* and shared-*, kubernetes auth roles
+    tenant-*, and its ownership record. Not sys/mounts, not other policies, not admin/backup."""
+    manage = ["create", "read", "update", "delete"]
+    return _policy({
+        f"sys/policies/acl/{TENANT_PREFIX}*": manage,
+        f"sys/policies/acl/{SHARED_PREFIX}*": manage,
+        f"auth/kubernetes/role/{TENANT_PREFIX}*": manage,
+        f"{kv_mount}/data/{RECONCILER_OWNERSHIP_PATH}": ["create", "read", "update"],
+    })
 
 
 def _request(name: str, operation: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -241,7 +263,8 @@ def initialize_config(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str
         {"policies": {"request": [
             _request("policy-admin", "update", "sys/policies/acl/admin", {"policy": ADMIN_POLICY}),
             _request("policy-backup", "update", "sys/policies/acl/backup", {"policy": BACKUP_POLICY}),
-        ]}},
+        ] + ([_request("policy-reconciler", "update", "sys/policies/acl/reconciler",
+                        {"policy": reconciler_policy(si.kv_mount)})] if spec.reconciler_auth_role else [])}},
     ]
     k8s_requests = [
         _request("enable-kubernetes", "update", "sys/auth/kubernetes", {"type": "kubernetes"}),
@@ -262,6 +285,14 @@ def initialize_config(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str
             "bound_service_account_names": [backup_service_account(spec)],
             "bound_service_account_namespaces": [spec.namespace],
             "token_policies": ["backup"],
+            "token_ttl": "10m",
+            "token_max_ttl": "15m",
+        }))
+    if spec.reconciler_auth_role:
+        k8s_requests.append(_request("kubernetes-role-reconciler", "update", "auth/kubernetes/role/reconciler", {
+            "bound_service_account_names": [reconciler_service_account(spec)],
+            "bound_service_account_namespaces": [spec.namespace],
+            "token_policies": ["reconciler"],
             "token_ttl": "10m",
             "token_max_ttl": "15m",
         }))

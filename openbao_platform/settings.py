@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
+from openbao_platform.declared import ConfigurationSettings, parse_configuration
 from openbao_platform.naming import ClusterNames, NamedCluster
 
 PROJECT = "openbao-platform"
@@ -203,13 +204,33 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class RemoteBackupSettings:
+    """Copies of every verified snapshot in an S3-compatible bucket (uploaded with rclone)."""
+
+    enabled: bool = False
+    endpoint: Optional[str] = None
+    bucket: Optional[str] = None
+    prefix: str = "openbao"
+    region: str = "us-east-1"
+    ca_secret_name: Optional[str] = None
+    credentials_secret_name: Optional[str] = None
+    service_account_annotations: tuple[tuple[str, str], ...] = ()
+    keep: int = 56
+    keep_days: int = 0
+    endpoint_cidrs: tuple[str, ...] = ()
+    endpoint_port: int = 443
+
+
+@dataclass(frozen=True)
 class BackupSettings:
-    """Scheduled Raft snapshots to their own volume."""
+    """Scheduled Raft snapshots to their own volume and, optionally, to object storage."""
 
     enabled: bool = True
     schedule: str = "0 */6 * * *"
     keep: int = 28
     size: str = "20Gi"
+    local: bool = True
+    remote: RemoteBackupSettings = field(default_factory=RemoteBackupSettings)
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,8 @@ class Settings(NamedCluster):
     audit: AuditSettings = field(default_factory=AuditSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    #: ``tenants``, ``policies``, ``configuration``: reconciled in the cluster (openbao_platform/declared.py).
+    configuration: ConfigurationSettings = field(default_factory=ConfigurationSettings)
 
 
 # --------------------------------------------------------------------------------------
@@ -624,9 +647,94 @@ def _parse_monitoring(r: _Reader) -> MonitoringSettings:
     return MonitoringSettings(enabled=on, release_label=rel)
 
 
+_REMOTE_KEYS = ["enabled", "endpoint", "bucket", "prefix", "region", "caSecretName", "credentialsSecretName",
+                "serviceAccountAnnotations", "keep", "keepDays", "endpointCidrs", "endpointPort"]
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_REGION = re.compile(r"^[a-z0-9-]{1,32}$")
+_ENDPOINT = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+
+
+def _parse_remote(r: _Reader) -> RemoteBackupSettings:
+    """``backup.remote``: the bucket every verified snapshot is copied to (with rclone, S3 API)."""
+    p = "backup.remote"
+    r.section(p)
+    r.unknown_keys(p, _REMOTE_KEYS)
+    d = RemoteBackupSettings()
+    on = r.get(f"{p}.enabled", bool, False, "use true or false")
+    endpoint = r.get(f"{p}.endpoint", str, None, "use the S3 API URL, e.g. https://s3.eu-west-1.amazonaws.com")
+    bucket = r.get(f"{p}.bucket", str, None, "use the bucket's name, e.g. acme-openbao-backups")
+    prefix = r.get(f"{p}.prefix", str, d.prefix, "use a key prefix such as openbao/prod")
+    region = r.get(f"{p}.region", str, d.region, "use the bucket's region, e.g. eu-west-1")
+    ca = r.get(f"{p}.caSecretName", str, None, "name a Secret in the namespace with the endpoint's CA as ca.crt")
+    creds = r.get(f"{p}.credentialsSecretName", str, None,
+                  "name a Secret in the namespace with keys access-key-id and secret-access-key")
+    keep = r.get(f"{p}.keep", int, d.keep, "use a whole number >= 1")
+    days = r.get(f"{p}.keepDays", int, d.keep_days, "use a whole number of days, or 0 to keep by count only")
+    cidrs = r.get_str_list(f"{p}.endpointCidrs", (), "list the storage endpoint's addresses as CIDRs, e.g. [52.218.0.0/17]")
+    port = r.get(f"{p}.endpointPort", int, d.endpoint_port, "use the endpoint's TCP port, e.g. 443")
+    annotations: list[tuple[str, str]] = []
+    raw_ann = r.get(f"{p}.serviceAccountAnnotations", object, None, "use a mapping of annotation keys to values")
+    if raw_ann is not None:
+        if isinstance(raw_ann, str):
+            try:
+                raw_ann = json.loads(raw_ann)
+            except json.JSONDecodeError:
+                pass
+        if not isinstance(raw_ann, Mapping) or not raw_ann:
+            r.fail(f"{p}.serviceAccountAnnotations", raw_ann, "must be a non-empty mapping of annotation keys to values",
+                   "use e.g. {eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/openbao-backup}")
+        else:
+            for k, v in raw_ann.items():
+                if not isinstance(v, str) or not _LABEL_KEY.match(str(k)):
+                    r.fail(f"{p}.serviceAccountAnnotations.{k}", v, "is not a valid Kubernetes annotation",
+                           "use a qualified key and a string value")
+                    continue
+                annotations.append((str(k), v))
+    if endpoint is not None and not _ENDPOINT.match(endpoint):
+        r.fail(f"{p}.endpoint", endpoint, "is not an https:// URL of a host (and port)",
+               "use e.g. https://s3.eu-west-1.amazonaws.com (TLS is required)")
+    if bucket is not None and not _BUCKET.match(bucket):
+        r.fail(f"{p}.bucket", bucket, "is not a valid bucket name", "use 3-63 lower-case letters, digits, '.' and '-'")
+    if not _PREFIX.match(prefix):
+        r.fail(f"{p}.prefix", prefix, "is not a key prefix", "use segments of letters, digits, '.', '_', '-' joined by '/'")
+    if not _REGION.match(region):
+        r.fail(f"{p}.region", region, "is not a region name", "use e.g. eu-west-1")
+    for key, name in (("caSecretName", ca), ("credentialsSecretName", creds)):
+        if name is not None and (len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
+            r.fail(f"{p}.{key}", name, "is not a valid Kubernetes object name", "use the Secret's name")
+    if keep < 1:
+        r.fail(f"{p}.keep", keep, "must keep at least one snapshot", "use e.g. 56")
+    if days < 0:
+        r.fail(f"{p}.keepDays", days, "must not be negative", "use 0 (count only) or a number of days such as 30")
+    for c in cidrs:
+        try:
+            if ipaddress.ip_network(c, strict=True).prefixlen == 0:
+                r.fail(f"{p}.endpointCidrs", c, "opens egress to every address", "list only the storage endpoint's addresses")
+        except ValueError:
+            r.fail(f"{p}.endpointCidrs", c, "is not a valid CIDR", "use e.g. 10.0.0.5/32")
+    if not 1 <= port <= 65535:
+        r.fail(f"{p}.endpointPort", port, "is not a TCP port", "use e.g. 443")
+    if on:
+        for key, value in (("endpoint", endpoint), ("bucket", bucket)):
+            if value is None:
+                r.fail(f"{p}.{key}", None, "is required with backup.remote.enabled", f"set backup.remote.{key}")
+        if not cidrs:
+            r.fail(f"{p}.endpointCidrs", [], "must not be empty with backup.remote.enabled: the backup pod's "
+                   "NetworkPolicy allows egress only to these addresses", "list the storage endpoint's addresses as CIDRs")
+        if (creds is None) == (not annotations):
+            r.fail(f"{p}.credentialsSecretName", creds, "exactly one of credentialsSecretName (an access key in a Secret) "
+                   "and serviceAccountAnnotations (workload identity) is needed",
+                   "set one of them (see docs/runbook-backup.md)")
+    return RemoteBackupSettings(enabled=on, endpoint=endpoint, bucket=bucket, prefix=prefix, region=region,
+                                ca_secret_name=ca, credentials_secret_name=creds,
+                                service_account_annotations=tuple(annotations), keep=keep, keep_days=days,
+                                endpoint_cidrs=cidrs, endpoint_port=port)
+
+
 def _parse_backup(r: _Reader) -> BackupSettings:
     r.section("backup")
-    r.unknown_keys("backup", ["enabled", "schedule", "keep", "size"])
+    r.unknown_keys("backup", ["enabled", "schedule", "keep", "size", "local", "remote"])
     on = r.get("backup.enabled", bool, True, "use true or false")
     sched = r.get("backup.schedule", str, "0 */6 * * *", "use a five-field cron expression, e.g. '0 */6 * * *'")
     keep = r.get("backup.keep", int, 28, "use a whole number >= 1")
@@ -637,7 +745,12 @@ def _parse_backup(r: _Reader) -> BackupSettings:
     if keep < 1:
         r.fail("backup.keep", keep, "must keep at least one snapshot", "use e.g. 28")
     _quantity(r, "backup.size", size)
-    return BackupSettings(enabled=on, schedule=sched, keep=keep, size=size)
+    local = r.get("backup.local", bool, True, "use true (keep a copy on the PVC) or false (object storage only)")
+    remote = _parse_remote(r)
+    if not local and not remote.enabled:
+        r.fail("backup.local", local, "with backup.remote.enabled false no snapshot would be kept anywhere",
+               "keep backup.local true, or enable backup.remote")
+    return BackupSettings(enabled=on, schedule=sched, keep=keep, size=size, local=local, remote=remote)
 
 
 _T = TypeVar("_T")
@@ -767,7 +880,7 @@ def validate_args(component: str, section: str, args: Mapping[str, Any],
 
 _TOP_LEVEL = ["namespace", "name", "production", "protect", "replicas", "tlsMinVersion", "image", "storage",
               "resources", "topology", "pki", "unseal", "selfInit", "ingress", "network", "audit",
-              "monitoring", "backup"]
+              "monitoring", "backup", "tenants", "policies", "configuration"]
 
 
 def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
@@ -803,6 +916,15 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
     if backup.enabled and not self_init.enabled:
         r.fail("backup.enabled", True, "the backup job logs in with the kubernetes auth role that self-init creates",
                "enable selfInit, or set backup.enabled to false")
+    configuration = parse_configuration(r, namespace, self_init.kv_mount)
+    if not self_init.enabled and (configuration.tenants or configuration.policies):
+        r.fail("tenants", [t.namespace for t in configuration.tenants] or None,
+               "the reconciler logs in with the kubernetes auth role that self-init creates",
+               "enable selfInit, or remove tenants and policies")
+    clash = set(network.client_namespaces) & {t.namespace for t in configuration.tenants}
+    if clash:
+        r.fail("network.clientNamespaces", sorted(clash), "lists tenant namespaces, which reach the API already",
+               "remove them from network.clientNamespaces (tenants are admitted by NetworkPolicy)")
 
     if problems:
         raise SettingsError(problems)
@@ -810,7 +932,8 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
                     replicas=replicas,
                     tls_min_version=tls_min, image=image, storage=storage, resources=resources,
                     topology=topology, pki=pki, unseal=unseal, self_init=self_init, ingress=ingress,
-                    network=network, audit=audit, monitoring=monitoring, backup=backup)
+                    network=network, audit=audit, monitoring=monitoring, backup=backup,
+                    configuration=configuration)
 
 
 def raw_from_config_map(config: Mapping[str, Any]) -> dict[str, Any]:

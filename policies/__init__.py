@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import ha, ingress, network, pods, rbac, secrets, tls
+from . import ha, ingress, network, openbao_acl, pods, rbac, secrets, server, tls
 
 PACK_NAME = "openbao-platform"
 POLICIES: list[Policy] = [
@@ -19,6 +19,8 @@ POLICIES: list[Policy] = [
     *pods.POLICIES,
     *ha.POLICIES,
     *secrets.POLICIES,
+    *openbao_acl.POLICIES,
+    *server.POLICIES,
 ]
 
 _names = [p.name for p in POLICIES]

@@ -26,6 +26,7 @@ from pulumi.provider.experimental.component import ComponentProvider
 import openbao_platform.tokens as tokens
 from openbao_platform.backup import OpenBaoBackup
 from openbao_platform.cluster import OpenBaoCluster
+from openbao_platform.configuration import OpenBaoConfiguration
 from openbao_platform.credentials import BootstrapCredentials
 from openbao_platform.edge import OpenBaoEdge
 from openbao_platform.monitoring import OpenBaoMonitoring
@@ -44,6 +45,7 @@ COMPONENTS = [
     OpenBaoEdge,
     OpenBaoBackup,
     OpenBaoMonitoring,
+    OpenBaoConfiguration,
 ]
 
 #: The distribution pyproject.toml builds (``[project] name``).

@@ -129,7 +129,7 @@ def test_backup_schema_describes_every_input() -> None:
     schema = Analyzer("openbao-platform").analyze([OpenBaoBackup])
     (comp,) = schema["component_definitions"].values()
     assert set(comp.inputs) == {"name", "namespace", "caSecretName", "schedule", "keep", "size", "storageClassName",
-                                "image", "protect"}
+                                "image", "protect", "local", "remote"}
     assert all(p.description for p in comp.inputs.values())
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "caSecretName"}
     assert not comp.inputs["caSecretName"].plain  # may come from another resource (ClusterPki)
@@ -137,3 +137,127 @@ def test_backup_schema_describes_every_input() -> None:
     assert set(image.properties) == {"repository", "tag", "digest", "pullPolicy"}
     assert all(p.description for p in image.properties.values())
     assert set(comp.outputs) == {"cronJobName", "claimName"} and all(p.description for p in comp.outputs.values())
+    remote = schema["type_definitions"]["RemoteBackupArgs"]
+    assert set(remote.properties) == {"enabled", "endpoint", "bucket", "prefix", "region", "caSecretName",
+                                      "credentialsSecretName", "serviceAccountAnnotations", "keep", "keepDays",
+                                      "endpointCidrs", "endpointPort"}
+    assert all(p.description for p in remote.properties.values())
+
+
+# --- object storage (backup.remote): snapshot step, then the pinned rclone upload ------------
+
+REMOTE = {"enabled": True, "endpoint": "https://s3.eu-west-1.amazonaws.com", "bucket": "acme-openbao-backups",
+          "prefix": "openbao/prod", "region": "eu-west-1", "keep": 30, "keepDays": 14,
+          "endpointCidrs": ["52.218.0.0/17"], "credentialsSecretName": "openbao-s3", "caSecretName": "openbao-s3-ca"}
+
+
+def remote_run(local: bool = True, **remote: Any) -> ProgramRun:
+    raw = {**stack_config("prod"), "backup": {"local": local, "remote": {**REMOTE, **remote}}}
+    return run_program("prod", raw)
+
+
+def test_remote_upload_runs_after_the_verified_snapshot_in_the_pinned_rclone() -> None:
+    from openbao_platform.backup import RCLONE_IMAGE, RCLONE_VERSION
+
+    run = remote_run()
+    pod = job_pod(run)["spec"]
+    (snap,) = pod["initContainers"]
+    (upload,) = pod["containers"]
+    assert snap["image"].startswith("quay.io/openbao/openbao:") and snap["command"][-1] == "/scripts/backup.sh"
+    assert upload["image"] == RCLONE_IMAGE == f"docker.io/rclone/rclone:{RCLONE_VERSION}"
+    assert upload["command"] == ["/bin/sh", "/scripts/remote.sh", "upload"]
+    env = {e["name"]: e for e in upload["env"]}
+    plain = {k: e["value"] for k, e in env.items() if "value" in e}
+    assert plain["RCLONE_CONFIG_BACKUP_TYPE"] == "s3" and plain["RCLONE_CONFIG_BACKUP_ENV_AUTH"] == "false"
+    assert plain["RCLONE_CONFIG_BACKUP_ENDPOINT"] == "https://s3.eu-west-1.amazonaws.com"
+    assert plain["RCLONE_CONFIG_BACKUP_REGION"] == "eu-west-1" and plain["RCLONE_CONFIG"] == "/dev/null"
+    assert plain["BACKUP_REMOTE_BUCKET"] == "acme-openbao-backups" and plain["BACKUP_REMOTE_PREFIX"] == "openbao/prod"
+    assert plain["BACKUP_REMOTE_KEEP"] == "30" and plain["BACKUP_REMOTE_KEEP_DAYS"] == "14"
+    assert plain["RCLONE_CA_CERT"] == "/openbao/remote-ca/ca.crt"
+    # the access key: the existing Secret mounted read-only as files, never a value or a secretKeyRef in env
+    assert not [e for e in env.values() if "valueFrom" in e]
+    assert plain["BACKUP_REMOTE_CREDENTIALS_DIR"] == "/openbao/remote-credentials"
+    # the OpenBao token stays with the snapshot step; rclone sees the snapshots read-only
+    mounts = {m["name"]: m for m in upload["volumeMounts"]}
+    assert "token" not in mounts and "ca" not in mounts and mounts["backup"]["readOnly"] is True
+    assert mounts["remote-ca"]["readOnly"] is True and mounts["remote-credentials"]["readOnly"] is True
+    assert mounts["remote-credentials"]["mountPath"] == "/openbao/remote-credentials"
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["remote-credentials"]["secret"]["secretName"] == "openbao-s3"
+    assert [i["key"] for i in vols["remote-credentials"]["secret"]["items"]] == ["access-key-id", "secret-access-key"]
+    assert vols["remote-ca"]["secret"]["secretName"] == "openbao-s3-ca"
+    assert vols["backup"]["persistentVolumeClaim"]["claimName"] == "openbao-backup"  # local copy kept
+    for c in (snap, upload):
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    data = run.object("ConfigMap", "openbao-backup-script")["data"]
+    assert set(data) == {"backup.sh", "remote.sh"} and "hashsum sha256 --download" in data["remote.sh"]
+    # only the remote-credentials volume mounts the access key, and only into the upload container
+    snap_mounts = {m["name"] for m in snap["volumeMounts"]}
+    assert "remote-credentials" not in snap_mounts and "remote-ca" not in snap_mounts
+
+
+def test_object_storage_only_drops_the_volume_and_keeps_one_snapshot_per_run() -> None:
+    run = remote_run(local=False)
+    assert not [r for r in run.registrations if r.type.endswith("PersistentVolumeClaim")]
+    pod = job_pod(run)["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in vols["backup"] and "persistentVolumeClaim" not in vols["backup"]
+    env = {e["name"]: e["value"] for e in pod["initContainers"][0]["env"]}
+    assert env["BACKUP_KEEP"] == "1"
+
+
+def test_workload_identity_annotates_the_service_account_and_uses_env_auth() -> None:
+    arn = "arn:aws:iam::123456789012:role/openbao-backup"
+    run = remote_run(credentialsSecretName=None, serviceAccountAnnotations={"eks.amazonaws.com/role-arn": arn})
+    sa = run.object("ServiceAccount", "openbao-backup")
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == arn
+    assert sa["automountServiceAccountToken"] is False
+    (upload,) = job_pod(run)["spec"]["containers"]
+    env = {e["name"]: e for e in upload["env"]}
+    assert env["RCLONE_CONFIG_BACKUP_ENV_AUTH"]["value"] == "true"
+    assert "BACKUP_REMOTE_CREDENTIALS_DIR" not in env
+    assert "remote-credentials" not in {v["name"] for v in job_pod(run)["spec"]["volumes"]}
+
+
+def test_remote_settings_are_validated_key_value_fix() -> None:
+    import pytest
+
+    from openbao_platform.settings import SettingsError
+
+    bad = {"enabled": True, "endpoint": "http://s3.example.com", "bucket": "UPPER", "keep": 0, "keepDays": -1,
+           "endpointCidrs": ["0.0.0.0/0"], "endpointPort": 0, "caSecretName": "Bad Name", "color": "blue"}
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"backup": {"remote": bad}}, "dev")
+    text = str(err.value)
+    for needle in ("backup.remote.endpoint = \"http://s3.example.com\": is not an https:// URL",
+                   "backup.remote.bucket = \"UPPER\": is not a valid bucket name",
+                   "backup.remote.keep = 0: must keep at least one snapshot",
+                   "backup.remote.keepDays = -1: must not be negative",
+                   "backup.remote.endpointCidrs = \"0.0.0.0/0\": opens egress to every address",
+                   "backup.remote.endpointPort = 0: is not a TCP port",
+                   "backup.remote.caSecretName = \"Bad Name\": is not a valid Kubernetes object name",
+                   "backup.remote.color = \"blue\": is not a setting this program reads",
+                   "backup.remote.credentialsSecretName = null: exactly one of credentialsSecretName"):
+        assert needle in text, (needle, text)
+    assert "Fix:" in text
+    with pytest.raises(SettingsError, match="no snapshot would be kept anywhere"):
+        parse_settings({"backup": {"local": False}}, "dev")
+    with pytest.raises(SettingsError, match="endpointCidrs = \\[\\]: must not be empty"):
+        parse_settings({"backup": {"remote": {**REMOTE, "endpointCidrs": []}}}, "dev")
+    s = parse_settings({}, "dev")
+    assert s.backup.local is True and s.backup.remote.enabled is False  # defaults: nothing new deployed
+
+
+def test_remote_args_are_checked_by_the_component_too() -> None:
+    import pytest
+
+    from openbao_platform.settings import ArgsError
+
+    with pytest.raises(ArgsError) as err:
+        backup_spec({"name": "vault", "namespace": "secrets", "ca_secret_name": "vault-ca",
+                     "remote": {"enabled": True, "endpoint": "https://s3.example.com", "bucket": "b-1",
+                                "endpoint_cidrs": ["10.0.0.0/8"], "keep_days": -2,
+                                "service_account_annotations": {"iam.gke.io/gcp-service-account": "b@p.iam"}}})
+    assert "OpenBaoBackupArgs.remote.keep_days = -2: must not be negative" in str(err.value)

@@ -373,7 +373,7 @@ def test_cluster_schema_describes_every_input() -> None:
     assert set(comp.inputs) == {
         "name", "namespace", "tlsSecretName", "unsealSecretName", "initSecretName", "replicas", "production",
         "tlsMinVersion", "clusterName", "image", "storage", "resources", "topology", "unseal", "selfInit", "audit",
-        "backupAuthRole", "unauthenticatedMetrics", "protect"}
+        "backupAuthRole", "reconcilerAuthRole", "unauthenticatedMetrics", "protect"}
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "tlsSecretName",
                                                                       "unsealSecretName"}
     assert all(p.description for p in comp.inputs.values())

@@ -201,10 +201,10 @@ def test_component_creates_each_policy_as_a_child() -> None:
     s = settings()
     registrations, names = run_component(
         lambda: OpenBaoNetworkPolicies("bao-net", network_args(s)), lambda c: c.policy_names)
-    assert names == ["openbao-default-deny", "openbao-server", "openbao-backup"]
+    assert names == ["openbao-default-deny", "openbao-server", "openbao-backup", "openbao-reconcile"]
     assert [r.type for r in registrations if not r.custom] == ["openbao-platform:index:OpenBaoNetworkPolicies"]
     children = {r.name: r.plain_props for r in registrations if r.custom}
-    assert set(children) == {"bao-net-default-deny", "bao-net-server", "bao-net-backup"}
+    assert set(children) == {"bao-net-default-deny", "bao-net-server", "bao-net-backup", "bao-net-reconcile"}
     assert all(r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy" for r in registrations if r.custom)
     expected = policies(s)
     for role, props in ((n.removeprefix("bao-net-"), p) for n, p in children.items()):
@@ -288,7 +288,22 @@ def test_network_policies_schema_describes_every_input() -> None:
     (comp,) = Analyzer("openbao-platform").analyze([OpenBaoNetworkPolicies])["component_definitions"].values()
     assert set(comp.inputs) == {"name", "namespace", "clientNamespaces", "kubeApiCidrs", "kubeApiPort", "dnsNamespace",
                                 "dnsPodLabels", "edgeNamespace", "edgePodLabels", "allowBackup", "allowMonitoring",
-                                "monitoringNamespace", "monitoringPodLabels"}
+                                "monitoringNamespace", "monitoringPodLabels", "backupStorageCidrs", "backupStoragePort",
+                                "allowReconciler"}
     assert all(p.description for p in comp.inputs.values())
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace"}
     assert set(comp.outputs) == {"policyNames"} and all(p.description for p in comp.outputs.values())
+
+
+def test_backup_pods_reach_the_storage_endpoint_and_nothing_else_outside() -> None:
+    """backup.remote: egress to the endpoint's CIDRs on its port, beside DNS and the API; no other address."""
+    remote = {"enabled": True, "endpoint": "https://minio.storage.example:9000", "bucket": "openbao-backups",
+              "endpointCidrs": ["10.20.0.0/24"], "endpointPort": 9000, "credentialsSecretName": "s3"}
+    s = settings(backup={"remote": remote})
+    egress = policies(s)["backup"]["spec"]["egress"]
+    assert egress[-1] == {"to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 9000}]}
+    assert [rule for rule in egress if any("ipBlock" in peer for peer in rule["to"])] == [egress[-1]]
+    assert "ipBlock" not in str(policies(settings())["backup"])  # without remote: no address outside at all
+    with pytest.raises(Exception, match="opens egress to every address"):
+        network_spec({"name": "openbao", "namespace": "openbao", "allow_backup": True,
+                      "backup_storage_cidrs": ["0.0.0.0/0"]})

@@ -104,7 +104,7 @@ def test_fresh_venv_imports_the_package_and_every_component(installed: Path, tmp
     assert Path(probe["package_file"]).is_relative_to(site), probe["package_file"]
     assert not any(p and Path(p).resolve().is_relative_to(ROOT) for p in probe["sys_path"]), probe["sys_path"]
     assert sorted(probe["components"]) == sorted(name for _, name in served)
-    assert len(served) == 8
+    assert len(served) == 9
     # The pod scripts ship inside the package and are read from there at run time.
     scripts_dir = Path(probe["scripts_dir"])
     assert scripts_dir.is_relative_to(site) and scripts_dir == site / IMPORT_NAME / "scripts"

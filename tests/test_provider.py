@@ -41,7 +41,8 @@ from tests.support.provider_host import GrpcMonitor, Provider, RecordingEngine, 
 #: The components the package serves, by hand: dropping one from provider/__main__.py fails.
 #: OpenBaoPlatform is not one (it is the stack composition and takes the stack Settings).
 EXPECTED_COMPONENTS = ["ClusterPki", "UnsealKey", "BootstrapCredentials", "OpenBaoCluster",
-                       "OpenBaoNetworkPolicies", "OpenBaoEdge", "OpenBaoBackup", "OpenBaoMonitoring"]
+                       "OpenBaoNetworkPolicies", "OpenBaoEdge", "OpenBaoBackup", "OpenBaoMonitoring",
+                       "OpenBaoConfiguration"]
 
 REQUIRED, OPTIONAL = "required", "optional"
 
@@ -106,6 +107,13 @@ FACTS: dict[str, dict[str, Any]] = {
                    "replicas": ("integer", OPTIONAL)},
         "wired": ["caSecretName", "serverCertRenewalTime"],
         "outputs": {"ruleName": "string"},
+    },
+    "OpenBaoConfiguration": {
+        "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED),
+                   "caSecretName": ("string", REQUIRED), "schedule": ("string", OPTIONAL),
+                   "image": ("ImageArgs", OPTIONAL)},
+        "wired": ["caSecretName"],
+        "outputs": {"jobName": "string", "cronJobName": "string", "configMapName": "string"},
     },
 }
 

@@ -62,3 +62,56 @@ def test_stops_when_the_cluster_does_not_recover() -> None:
 def test_refuses_without_exactly_one_leader(actives: list[str]) -> None:
     with pytest.raises(RolloutError, match="exactly one active node"):
         plan([Member(n, n in actives) for n in ("a", "b", "c")])
+
+
+# --- pre-upgrade snapshot: taken and verified before the first pod is touched -------------
+
+def _snapshot_file(path, *, corrupt: bool = False):
+    import hashlib
+    import io
+    import tarfile
+
+    files = {"meta.json": b'{"Index": 42}', "state.bin": b"state" * 100}
+    sums = "".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in files.items()).encode()
+    if corrupt:
+        files["state.bin"] = b"tampered"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in {**files, "SHA256SUMS": sums}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_pre_upgrade_snapshot_is_taken_and_verified_before_the_first_restart(tmp_path) -> None:
+    fleet = FakeFleet(leader="openbao-1")
+    logged: list[str] = []
+
+    def take():
+        fleet.actions.append("snapshot")
+        return _snapshot_file(tmp_path / "pre.snap")
+
+    rollout(fleet, log=logged.append, interval=0, snapshot=take)
+    assert fleet.actions[0] == "snapshot" and fleet.actions[1] == "restart openbao-0", fleet.actions
+    assert any("pre-upgrade snapshot" in line and "verified" in line for line in logged)
+
+
+@pytest.mark.parametrize("failure", ["corrupt", "not-a-snapshot", "save-fails"])
+def test_a_bad_pre_upgrade_snapshot_stops_before_any_restart(tmp_path, failure: str) -> None:
+    import subprocess
+
+    fleet = FakeFleet()
+
+    def take():
+        if failure == "save-fails":
+            raise subprocess.CalledProcessError(2, ["bao"], stderr="permission denied")
+        if failure == "not-a-snapshot":
+            (tmp_path / "pre.snap").write_bytes(b"<html>proxy error</html>")
+            return tmp_path / "pre.snap"
+        return _snapshot_file(tmp_path / "pre.snap", corrupt=True)
+
+    with pytest.raises(RolloutError, match="stopped before touching any pod"):
+        rollout(fleet, log=lambda _: None, interval=0, snapshot=take)
+    assert fleet.actions == [], "restarted a pod without a good snapshot"

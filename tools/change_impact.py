@@ -701,9 +701,10 @@ def settings_keys() -> list[str]:
 
     with mock.patch.object(settings_module, "_Reader", Recording):
         parse_settings({}, "keys")
-    keys: list[str] = []
-    for top in accepted[""]:
-        keys += [f"{top}.{k}" for k in accepted[top]] if top in accepted else [top]
+    def expand(path: str) -> list[str]:  # a section (e.g. backup.remote) expands into its members
+        return [k for member in accepted[path] for k in expand(f"{path}.{member}")] if path in accepted else [path]
+
+    keys: list[str] = [k for top in accepted[""] for k in expand(top)]
     if set(keys) != set(read):
         raise AssertionError(f"settings.py accepts {sorted(set(keys) - set(read))} without reading them, "
                              f"or reads {sorted(set(read) - set(keys))} without accepting them")
@@ -768,6 +769,36 @@ def _tls_source(s: Settings, key: str, value: str) -> list[Scenario]:
     if s.ingress.mode == "nginx" and other_set:
         return [Scenario({key: value, other: UNSET}, label=f"switch to it from `{other.split('.')[1]}`")]
     return _one(key, value)
+
+
+def _declared_tenants(s: Settings) -> dict[str, Any]:
+    """The stack's tenants in the stack config's shape (a sample adds one)."""
+    return {t.namespace: {"serviceAccounts": list(t.service_accounts)} for t in s.configuration.tenants}
+
+
+def _declared_policies(s: Settings) -> dict[str, Any]:
+    return {p.name: {path: list(caps) for path, caps in p.rules} for p in s.configuration.policies}
+
+
+_ROLE_ARN = "arn:aws:iam::123456789012:role/openbao-backup"
+
+
+def _remote(s: Settings) -> dict[str, Any]:
+    """Context: backups on, uploading to a bucket (the backup.remote keys do nothing otherwise)."""
+    ctx: dict[str, Any] = {} if s.backup.enabled else {"backup.enabled": True}
+    if not s.self_init.enabled:
+        ctx["selfInit.enabled"] = True
+    if s.backup.remote.enabled:
+        return ctx
+    return {**ctx, "backup.remote.enabled": True, "backup.remote.endpoint": "https://s3.eu-west-1.amazonaws.com",
+            "backup.remote.bucket": "acme-openbao-backups", "backup.remote.endpointCidrs": ["52.218.0.0/17"],
+            "backup.remote.credentialsSecretName": "openbao-s3"}
+
+
+def _in_remote(s: Settings, key: str, value: Any) -> list[Scenario]:
+    ctx = _remote(s)
+    return [Scenario({f"backup.remote.{key}": value}, context=ctx,
+                     label="with backup.remote enabled" if ctx else "")]
 
 
 #: Key -> the representative change(s) of it for a stack's parsed settings.
@@ -848,6 +879,10 @@ SAMPLES: dict[str, Callable[[Settings], list[Scenario]]] = {
     "ingress.gatewayProxyPodLabels": lambda s: [Scenario({"ingress.gatewayProxyPodLabels": {"app.kubernetes.io/name": "envoy"}},
                                                          context=_gateway(s), label="in gateway mode" if _gateway(s) else "")],
     "network.clientNamespaces": lambda s: _one("network.clientNamespaces", [*s.network.client_namespaces, "reports"]),
+    "tenants": lambda s: _one("tenants", {**_declared_tenants(s), "reports": {"serviceAccounts": ["app"]}}),
+    "policies": lambda s: _one("policies", {**_declared_policies(s), "ci-read": {"secret/data/shared/*": ["read"]}}),
+    "configuration.schedule": lambda s: _one("configuration.schedule",
+                                             _other(s.configuration.schedule, "*/10 * * * *", "*/30 * * * *")),
     "network.kubeApiCidrs": lambda s: _one("network.kubeApiCidrs", [*s.network.kube_api_cidrs, "10.0.0.20/32"]),
     "network.kubeApiPort": lambda s: _one("network.kubeApiPort", _other(s.network.kube_api_port, 6443, 443)),
     "network.dnsNamespace": lambda s: _one("network.dnsNamespace", _other(s.network.dns_namespace, "dns-system", "kube-dns")),
@@ -869,6 +904,24 @@ SAMPLES: dict[str, Callable[[Settings], list[Scenario]]] = {
     "backup.schedule": lambda s: _one("backup.schedule", _other(s.backup.schedule, "30 */4 * * *", "0 */6 * * *")),
     "backup.keep": lambda s: _one("backup.keep", s.backup.keep * 2),
     "backup.size": lambda s: _one("backup.size", _double(s.backup.size)),
+    "backup.local": lambda s: [Scenario({"backup.local": not s.backup.local}, context=_remote(s),
+                                        label="with backup.remote enabled (a copy must stay somewhere)")],
+    "backup.remote.enabled": lambda s: [Scenario({"backup.remote.enabled": True},
+                                                 context={**_remote(s), "backup.remote.enabled": False})],
+    "backup.remote.endpoint": lambda s: _in_remote(s, "endpoint", "https://storage.example.net"),
+    "backup.remote.bucket": lambda s: _in_remote(s, "bucket", "acme-openbao-backups-2"),
+    "backup.remote.prefix": lambda s: _in_remote(s, "prefix", "openbao/" + s.stack),
+    "backup.remote.region": lambda s: _in_remote(s, "region", "eu-central-1"),
+    "backup.remote.caSecretName": lambda s: _in_remote(s, "caSecretName", "openbao-s3-ca"),
+    "backup.remote.credentialsSecretName": lambda s: _in_remote(s, "credentialsSecretName", "openbao-s3-2"),
+    "backup.remote.serviceAccountAnnotations": lambda s: [Scenario(
+        {"backup.remote.serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": _ROLE_ARN},
+         "backup.remote.credentialsSecretName": UNSET}, context=_remote(s),
+        label="switch to workload identity from `credentialsSecretName`")],
+    "backup.remote.keep": lambda s: _in_remote(s, "keep", s.backup.remote.keep * 2),
+    "backup.remote.keepDays": lambda s: _in_remote(s, "keepDays", 30),
+    "backup.remote.endpointCidrs": lambda s: _in_remote(s, "endpointCidrs", ["52.218.0.0/17", "3.5.64.0/21"]),
+    "backup.remote.endpointPort": lambda s: _in_remote(s, "endpointPort", 9000),
 }
 
 

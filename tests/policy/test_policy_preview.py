@@ -30,7 +30,7 @@ from tests.policy.policy_stack import baseline, resources
 from tests.support.preview import INSPECTED_KINDS, VARIANTS, preview_run
 
 #: Rules that read server config out of every ConfigMap and Secret value (openbao_configs).
-CONFIG_RULES = ("openbao-listener-tls", "openbao-raft-join-tls", "unseal-key-protected")
+CONFIG_RULES = ("openbao-listener-tls", "openbao-raft-join-tls", "unseal-key-protected", "openbao-server-hardening")
 #: What honestly cannot be checked in a first preview: each rule needs the value itself (is
 #: there an OpenBao config, an inline unseal key, a private key in it?) and the value is
 #: unknown until pulumi-tls / pulumi-random have run; ``pulumi up`` runs them on real values.

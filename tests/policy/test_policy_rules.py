@@ -188,6 +188,24 @@ def ingress_for(service: str, port: int, annotations: dict[str, str] | None = No
 # --------------------------------------------------------------------------------------
 
 
+# ---- the declared OpenBao configuration (OpenBaoConfiguration's desired-state ConfigMap) ----
+TENANT_A = ('# tenant team-a\npath "secret/data/tenants/team-a/*" {\n  capabilities = ["create", "read", "update", '
+            '"patch", "delete", "list"]\n}\npath "secret/metadata/tenants/team-a/*" {\n  capabilities = ["read", "list"]\n}\n')
+ROLE_A = ("bound_service_account_names=app\nbound_service_account_namespaces=team-a\n"
+          "token_policies=tenant-team-a\ntoken_ttl=3600\ntoken_max_ttl=14400\n")
+
+
+def declared(**items: str) -> Mutation:
+    """The desired-state ConfigMap with a compliant tenant, items replaced or added."""
+    data = {"policy.tenant-team-a.hcl": TENANT_A, "role.tenant-team-a": ROLE_A}
+    data.update({k.replace("__", "."): v for k, v in items.items()})
+    return configmap("desired", "openbao-configuration", data)
+
+
+def acl(path: str, caps: str) -> str:
+    return f'path "{path}" {{\n  capabilities = [{caps}]\n}}\n'
+
+
 @dataclass(frozen=True)
 class Fails:
     """A stack change that ``rule`` must report, at mandatory level."""
@@ -217,6 +235,38 @@ HEX_KEY = "9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d0f"
 DIGEST = "sha256:" + "ab" * 32
 
 FAILS: list[Fails] = [
+    # ---- OpenBao server options ---------------------------------------------------------
+    Fails("openbao-server-hardening", "raw-storage-endpoint", server_config(lambda c: c.update(raw_storage_endpoint=True)),
+          ("ConfigMap openbao/openbao-config", "data[server.json] sets raw_storage_endpoint")),
+    Fails("openbao-server-hardening", "api-audit-creation-string",
+          server_config(lambda c: c.update(unsafe_allow_api_audit_creation="true")),
+          ("unsafe_allow_api_audit_creation", "declarative")),
+    # ---- OpenBao's own RBAC, as declared ------------------------------------------------
+    Fails("openbao-acl-least-privilege", "sudo", declared(**{"policy__shared-ops.hcl": acl("secret/data/ops/*", '"read", "sudo"')}),
+          ("ConfigMap openbao/openbao-configuration", "data[policy.shared-ops.hcl] grants sudo")),
+    Fails("openbao-acl-least-privilege", "sys-path", declared(**{"policy__shared-ops.hcl": acl("sys/policies/acl/*", '"read"')}),
+          ("data[policy.shared-ops.hcl]", "\"sys/policies/acl/*\"", "sys/, auth/")),
+    Fails("openbao-acl-least-privilege", "auth-path", declared(**{"policy__tenant-team-a.hcl": acl("auth/token/create", '"update"')}),
+          ("\"auth/token/create\"",)),
+    Fails("openbao-acl-least-privilege", "leading-wildcard", declared(**{"policy__shared-all.hcl": acl("*", '"read"')}),
+          ("\"*\"", "sys/, auth/")),
+    Fails("openbao-acl-least-privilege", "other-tenant", declared(**{"policy__tenant-team-a.hcl": TENANT_A + acl(
+              "secret/data/tenants/team-b/*", '"read"')}),
+          ("tenant team-a", "tenant team-b's subtree")),
+    Fails("openbao-auth-role-bound", "wildcard-service-account",
+          declared(**{"role__tenant-team-a": ROLE_A.replace("names=app", "names=*")}),
+          ("data[role.tenant-team-a] bound_service_account_names", "wildcard")),
+    Fails("openbao-auth-role-bound", "wildcard-namespace",
+          declared(**{"role__tenant-team-a": ROLE_A.replace("namespaces=team-a", "namespaces=team-*")}),
+          ("bound_service_account_namespaces",)),
+    Fails("openbao-token-ttl-bounds", "ttl-too-long",
+          declared(**{"role__tenant-team-a": ROLE_A.replace("token_max_ttl=14400", "token_max_ttl=604800")}),
+          ("token_max_ttl is 604800s, outside 1-86400s",)),
+    Fails("openbao-token-ttl-bounds", "below-configured-bound", declared(), ("token_max_ttl is 14400s, outside 1-7200s",),
+          config={"openbao-token-ttl-bounds": {"maxTokenTtlSeconds": 7200}}),
+    Fails("openbao-token-ttl-bounds", "ttl-above-max",
+          declared(**{"role__tenant-team-a": ROLE_A.replace("token_ttl=3600", "token_ttl=20000")}),
+          ("token_ttl exceeds token_max_ttl",)),
     # ---- TLS: listener -----------------------------------------------------------------
     Fails("openbao-listener-tls", "tls_disable-string", listener(tls_disable="true"),
           ("ConfigMap openbao/openbao-config", "data[server.json] listener[0].tcp.tls_disable")),
@@ -480,6 +530,8 @@ FAILS: list[Fails] = [
 ]
 
 PASSES: list[Passes] = [
+    Passes("openbao-server-hardening", "explicitly-off",
+           server_config(lambda c: c.update(raw_storage_endpoint=False, unsafe_allow_api_audit_creation=False))),
     Passes("openbao-listener-tls", "tls13-and-explicit-false", listener(tls_min_version="tls13", tls_disable=False),
            config={"openbao-listener-tls": {"minTlsVersion": "tls13"}}),
     Passes("openbao-raft-join-tls", "inline-ca-pem", retry_join(0, leader_ca_cert_file=None, leader_ca_cert=CA_PEM)),
@@ -558,6 +610,13 @@ PASSES: list[Passes] = [
     Passes("ha-ondelete-updates", "rolling-update-outside-production",
            setp("statefulset", "props.spec.updateStrategy.type", "RollingUpdate"),
            config={"ha-ondelete-updates": {"production": False}}),
+    Passes("openbao-acl-least-privilege", "own-subtree-and-shared-read", declared(**{
+        "policy__shared-ci.hcl": acl("secret/data/shared/*", '"read", "list"'),
+        "policy__tenant-team-b.hcl": acl("secret/data/tenants/team-b/*", '"read"')})),
+    Passes("openbao-auth-role-bound", "named-accounts", declared(**{
+        "role__tenant-team-b": ROLE_A.replace("names=app", "names=api,web").replace("team-a", "team-b")})),
+    Passes("openbao-token-ttl-bounds", "within-bounds", declared(**{
+        "role__tenant-team-a": ROLE_A.replace("token_max_ttl=14400", "token_max_ttl=86400")})),
     Passes("unseal-key-protected", "rotation-with-files",
            seal(previous_key="file:///openbao/unseal/unseal-v0", previous_key_id="unseal-v0")),
     Passes("configmap-no-credentials", "ca-certs-scripts-and-digests", both(

@@ -21,6 +21,11 @@ RENDER_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("dev", {}),
     "prod-nginx": ("prod", {"ingress.mode": "nginx"}),
     "prod-gateway": ("prod", {"ingress.mode": "gateway"}),
+    # backups to object storage (issue 12): the rclone upload container, its env, Secret refs, CA volume
+    "prod-s3": ("prod", {"backup.local": False, "backup.remote": {
+        "enabled": True, "endpoint": "https://s3.eu-west-1.amazonaws.com", "bucket": "acme-openbao-backups",
+        "region": "eu-west-1", "endpointCidrs": ["52.218.0.0/17"], "credentialsSecretName": "openbao-s3",
+        "caSecretName": "openbao-s3-ca"}}),
 }
 
 

@@ -34,6 +34,10 @@ SAMPLE_STACKS: dict[str, dict[str, Any]] = {
                                           "certManagerIssuer": "letsencrypt", "gatewayName": "public",
                                           "gatewayNamespace": "gateways"}},
     "dev": {"replicas": 1, "backup": {"enabled": False}},
+    "prod-s3": {**_PROD, "backup": {"remote": {
+        "enabled": True, "endpoint": "https://minio.storage.example:9000", "bucket": "openbao-backups",
+        "endpointCidrs": ["10.20.0.0/24"], "endpointPort": 9000,
+        "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/openbao-backup"}}}},
 }
 
 

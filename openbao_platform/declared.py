@@ -1,0 +1,304 @@
+"""The declared OpenBao configuration: tenants, extra ACL policies and the reconciler's schedule.
+
+Stack keys ``tenants``, ``policies`` and ``configuration``; validated like every other key (key,
+value, fix) before any resource, with the same reader as openbao_platform/settings.py. The
+OpenBaoConfiguration component (openbao_platform/configuration.py) turns them into the
+desired-state ConfigMap its reconcile Job applies inside the cluster.
+
+Names are fixed by kind so the reconciler's static policy can cover exactly what it manages:
+a tenant's policy and its kubernetes auth role are both ``tenant-<namespace>``, an extra
+policy is ``shared-<name>``.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+#: The capabilities OpenBao's ACL parser accepts (vault/policy.go upstream; `bao policy fmt`
+#: rejects anything else, as the e2e suite shows). ``deny`` overrides the rest.
+CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny")
+READ_CAPABILITIES = ("read", "list")
+WRITE_CAPABILITIES = ("create", "update", "patch", "delete")
+#: Bounds of a tenant's token TTLs, seconds.
+MIN_TOKEN_TTL = 60
+MAX_TOKEN_TTL = 86400
+DEFAULT_TOKEN_TTL = 3600
+DEFAULT_TOKEN_MAX_TTL = 14400
+DEFAULT_SCHEDULE = "*/30 * * * *"
+#: The KV v2 entry (under the self-init KV mount) where the reconciler records what it owns.
+OWNERSHIP_PATH = "openbao-platform/reconciler"
+TENANT_PREFIX = "tenant-"
+SHARED_PREFIX = "shared-"
+
+_POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
+_PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-+]+)*/?\*?$")
+_DURATION = re.compile(r"^([0-9]+)(s|m|h)?$")
+_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+_KV_PATH_KINDS = ("data", "metadata", "delete", "undelete", "destroy")
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    """One application namespace: who logs in, what it may read and write, token lifetimes."""
+
+    namespace: str
+    service_accounts: tuple[str, ...]
+    read: tuple[str, ...]
+    write: tuple[str, ...]
+    policies: tuple[str, ...] = ()
+    """Extra (``policies``) names bound to the tenant's role besides its own policy."""
+    token_ttl: int = DEFAULT_TOKEN_TTL
+    token_max_ttl: int = DEFAULT_TOKEN_MAX_TTL
+
+    @property
+    def policy_name(self) -> str:
+        return f"{TENANT_PREFIX}{self.namespace}"
+
+    @property
+    def role_name(self) -> str:
+        return f"{TENANT_PREFIX}{self.namespace}"
+
+
+@dataclass(frozen=True)
+class AclPolicySettings:
+    """An extra named ACL policy: path -> capabilities."""
+
+    name: str
+    rules: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def policy_name(self) -> str:
+        return f"{SHARED_PREFIX}{self.name}"
+
+
+@dataclass(frozen=True)
+class ConfigurationSettings:
+    """The declared configuration and how often the CronJob re-applies it (drift correction)."""
+
+    tenants: tuple[TenantSettings, ...] = ()
+    policies: tuple[AclPolicySettings, ...] = ()
+    schedule: str = DEFAULT_SCHEDULE
+    kv_mount: str = "secret"
+
+
+def tenant_subtree(kv_mount: str, namespace: str) -> tuple[str, ...]:
+    """A tenant's own KV v2 subtree (data and metadata): its default read and write paths."""
+    return (f"{kv_mount}/data/tenants/{namespace}/*", f"{kv_mount}/metadata/tenants/{namespace}/*")
+
+
+def seconds(value: Any) -> Any:
+    """``90``, ``"90s"``, ``"15m"``, ``"1h"`` -> seconds; anything else is returned unchanged."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _DURATION.match(value.strip())
+        if m:
+            return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return value
+
+
+def path_problem(path: str, kv_mount: str, namespace: str | None = None) -> str | None:
+    """Why ``path`` may not be granted by a declared policy (None: it may)."""
+    if not _PATH.match(path):
+        return "is not an OpenBao API path (letters, digits, '_.-+' segments, '*' only at the end)"
+    head = path.split("/", 1)[0]
+    if head in ("sys", "auth"):
+        return f"is under {head}/: declared policies never reach the server's own configuration or auth methods"
+    if head == kv_mount:
+        parts = path.split("/")
+        if len(parts) > 2 and parts[1] in _KV_PATH_KINDS and path.split("/", 2)[2].startswith(OWNERSHIP_PATH.split("/")[0]):
+            return "is the reconciler's ownership record"
+        if namespace is not None and len(parts) > 3 and parts[1] in _KV_PATH_KINDS and parts[2] == "tenants" \
+                and parts[3] != namespace:
+            return f"is tenant {parts[3]}'s subtree"
+    return None
+
+
+def _dns_label(r: Any, path: str, value: str) -> bool:
+    from openbao_platform.settings import _dns_label as check
+
+    before = len(r.problems)
+    check(r, path, value)
+    return len(r.problems) == before
+
+
+def _string_list(r: Any, path: str, value: Any, fix: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        r.fail(path, value, "must be a list of strings", fix)
+        return ()
+    return tuple(value)
+
+
+def _ttl(r: Any, path: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    s = seconds(value)
+    if not isinstance(s, int) or isinstance(s, bool):
+        r.fail(path, value, "is not a duration", "use seconds or a duration such as 15m or 1h")
+        return default
+    if not MIN_TOKEN_TTL <= s <= MAX_TOKEN_TTL:
+        r.fail(path, value, f"is outside {MIN_TOKEN_TTL}s-{MAX_TOKEN_TTL // 3600}h", "use e.g. 1h (tokens renew; keep them short)")
+    return s
+
+
+def _parse_policies(r: Any, kv_mount: str) -> tuple[AclPolicySettings, ...]:
+    raw = r.get("policies", object, None, "")  # a mapping of names the user chooses: checked below
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        r.fail("policies", raw, "must be a mapping of policy names to {path: [capabilities]}",
+               "write e.g. policies: {ci-read: {'secret/data/shared/*': [read]}}")
+        return ()
+    out = []
+    for name, rules in raw.items():
+        key = f"policies.{name}"
+        if not isinstance(name, str) or not _POLICY_NAME.match(name):
+            r.fail(key, name, "is not a policy name (lower-case letters, digits and '-', at most 50)", "use e.g. ci-read")
+        if not isinstance(rules, Mapping) or not rules:
+            r.fail(key, rules, "must be a non-empty mapping of paths to capability lists",
+                   "write e.g. {'secret/data/shared/*': [read, list]}")
+            continue
+        parsed = []
+        for path, caps in rules.items():
+            _check_path(r, f"{key}.{path}", str(path), kv_mount, None)
+            caps_t = _capabilities(r, f"{key}.{path}", caps)
+            parsed.append((str(path), caps_t))
+        out.append(AclPolicySettings(name=str(name), rules=tuple(sorted(parsed))))
+    return tuple(sorted(out, key=lambda p: p.name))
+
+
+def _check_path(r: Any, key: str, path: str, kv_mount: str, namespace: str | None) -> None:
+    why = path_problem(path, kv_mount, namespace)
+    if why:
+        r.fail(key, path, why, f"grant paths of your own, e.g. {kv_mount}/data/tenants/<namespace>/*")
+
+
+def _capabilities(r: Any, key: str, caps: Any) -> tuple[str, ...]:
+    if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
+        r.fail(key, caps, "must be a non-empty list of capabilities", f"use some of {', '.join(CAPABILITIES)}")
+        return ()
+    for c in caps:
+        if c not in CAPABILITIES:
+            r.fail(key, c, "is not an OpenBao capability", f"use some of {', '.join(CAPABILITIES)}")
+    if "deny" in caps and len(caps) > 1:
+        r.fail(key, caps, "combines deny with other capabilities (deny overrides them all)", "use [deny] alone")
+    return tuple(c for c in CAPABILITIES if c in caps)
+
+
+_TENANT_KEYS = ["serviceAccounts", "read", "write", "policies", "tokenTtl", "tokenMaxTtl"]
+
+
+def _parse_tenants(r: Any, own_namespace: str, kv_mount: str,
+                   policies: tuple[AclPolicySettings, ...]) -> tuple[TenantSettings, ...]:
+    raw = r.get("tenants", object, None, "")  # a mapping of namespaces: checked below
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        r.fail("tenants", raw, "must be a mapping of namespaces to tenant settings",
+               "write e.g. tenants: {team-a: {serviceAccounts: [app]}}")
+        return ()
+    declared = {p.name for p in policies}
+    out = []
+    for ns, body in raw.items():
+        key = f"tenants.{ns}"
+        ns = str(ns)
+        _dns_label(r, key, ns)
+        if ns == own_namespace:
+            r.fail(key, ns, "is the OpenBao namespace itself", "declare only application namespaces")
+        if not isinstance(body, Mapping):
+            r.fail(key, body, "must be a mapping", f"write e.g. {{serviceAccounts: [app]}}; keys: {', '.join(_TENANT_KEYS)}")
+            continue
+        r.unknown_keys(key, _TENANT_KEYS)
+        fix = "list the ServiceAccounts of the namespace that may log in, e.g. [app]"
+        sas = _string_list(r, f"{key}.serviceAccounts", body.get("serviceAccounts"), fix)
+        if not sas:
+            r.fail(f"{key}.serviceAccounts", body.get("serviceAccounts"), "must list at least one ServiceAccount", fix)
+        for sa in sas:
+            if sa == "*" or "*" in sa:
+                r.fail(f"{key}.serviceAccounts", sa, "binds every ServiceAccount of the namespace", fix)
+            else:
+                _dns_label(r, f"{key}.serviceAccounts", sa)
+        if len(set(sas)) != len(sas):
+            r.fail(f"{key}.serviceAccounts", list(sas), "lists a ServiceAccount twice", "list each once")
+        default = tenant_subtree(kv_mount, ns)
+        paths = {}
+        for kind in ("read", "write"):
+            given = _string_list(r, f"{key}.{kind}", body.get(kind), "list KV paths, e.g. [secret/data/tenants/<ns>/*]")
+            for p in given:
+                _check_path(r, f"{key}.{kind}", p, kv_mount, ns)
+            paths[kind] = given if body.get(kind) is not None else default
+        extra = _string_list(r, f"{key}.policies", body.get("policies"), "list names declared under `policies`")
+        for p in extra:
+            if p not in declared:
+                r.fail(f"{key}.policies", p, "is not declared under `policies`", f"declare policies.{p} or remove it")
+        ttl = _ttl(r, f"{key}.tokenTtl", body.get("tokenTtl"), DEFAULT_TOKEN_TTL)
+        max_ttl = _ttl(r, f"{key}.tokenMaxTtl", body.get("tokenMaxTtl"), max(DEFAULT_TOKEN_MAX_TTL, ttl))
+        if ttl > max_ttl:
+            r.fail(f"{key}.tokenTtl", body.get("tokenTtl"), f"is longer than tokenMaxTtl ({max_ttl}s)",
+                   "lower tokenTtl or raise tokenMaxTtl")
+        out.append(TenantSettings(namespace=ns, service_accounts=tuple(sorted(sas)), read=tuple(sorted(paths["read"])),
+                                  write=tuple(sorted(paths["write"])), policies=tuple(sorted(set(extra))),
+                                  token_ttl=ttl, token_max_ttl=max_ttl))
+    return tuple(sorted(out, key=lambda t: t.namespace))
+
+
+def parse_configuration(r: Any, own_namespace: str, kv_mount: str) -> ConfigurationSettings:
+    """``tenants``, ``policies`` and ``configuration.schedule``; problems recorded on ``r``."""
+    r.section("configuration")
+    r.unknown_keys("configuration", ["schedule"])
+    schedule = r.get("configuration.schedule", str, DEFAULT_SCHEDULE, "use a five-field cron expression, e.g. '*/30 * * * *'")
+    fields = schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        r.fail("configuration.schedule", schedule, "is not a five-field cron expression",
+               "use e.g. '*/30 * * * *' (every 30 minutes)")
+    policies = _parse_policies(r, kv_mount)
+    tenants = _parse_tenants(r, own_namespace, kv_mount, policies)
+    return ConfigurationSettings(tenants=tenants, policies=policies, schedule=schedule, kv_mount=kv_mount)
+
+
+# ---- the desired state: one file per object, as the ConfigMap holds it --------------------
+
+
+def policy_hcl(header: str, rules: Mapping[str, tuple[str, ...]]) -> str:
+    """An ACL policy in HCL (paths and capabilities are validated, so nothing needs escaping)."""
+    lines = [f"# {header}", "# Managed by openbao-platform (reconcile.sh): edits by hand are reverted."]
+    for path in sorted(rules):
+        caps = ", ".join(f'"{c}"' for c in CAPABILITIES if c in rules[path])
+        lines += [f'path "{path}" {{', f"  capabilities = [{caps}]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def tenant_rules(t: TenantSettings) -> dict[str, tuple[str, ...]]:
+    rules: dict[str, set[str]] = {}
+    for p in t.read:
+        rules.setdefault(p, set()).update(READ_CAPABILITIES)
+    for p in t.write:
+        rules.setdefault(p, set()).update(WRITE_CAPABILITIES)
+    return {p: tuple(c for c in CAPABILITIES if c in caps) for p, caps in rules.items()}
+
+
+def role_lines(t: TenantSettings) -> str:
+    """The role file: key=value lines the reconciler passes to `bao write auth/kubernetes/role/<name>`."""
+    policies = [t.policy_name, *(f"{SHARED_PREFIX}{p}" for p in t.policies)]
+    return "\n".join([
+        f"bound_service_account_names={','.join(t.service_accounts)}",
+        f"bound_service_account_namespaces={t.namespace}",
+        f"token_policies={','.join(policies)}",
+        f"token_ttl={t.token_ttl}",
+        f"token_max_ttl={t.token_max_ttl}",
+    ]) + "\n"
+
+
+def desired_state(c: ConfigurationSettings) -> dict[str, str]:
+    """Every managed object as a ConfigMap entry: ``policy.<name>.hcl`` and ``role.<name>``."""
+    files: dict[str, str] = {}
+    for p in c.policies:
+        files[f"policy.{p.policy_name}.hcl"] = policy_hcl(f"extra policy {p.name}", dict(p.rules))
+    for t in c.tenants:
+        files[f"policy.{t.policy_name}.hcl"] = policy_hcl(f"tenant {t.namespace}", tenant_rules(t))
+        files[f"role.{t.role_name}"] = role_lines(t)
+    return dict(sorted(files.items()))

