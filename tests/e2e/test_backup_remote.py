@@ -242,10 +242,7 @@ def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
     snapshot = restore_dir / name2
     fresh = make_cluster(ip_base=RESTORE_IP_BASE)
     _fake_kube(fresh)
-    fresh.start()
-    fresh.wait_unsealed(timeout=120)
-    fresh_token = fresh.login_userpass()
-    fresh.wait_voters_healthy(fresh_token, timeout=90)
+    fresh_token = fresh.start_healthy()
     fresh_leader = fresh.wait_leader()
     assert fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token).status == 404
     restore_started = time.monotonic()

@@ -189,10 +189,7 @@ def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
     # 1. a running, unsealed cluster; log in with its own admin password (the render's)
     fresh = make_cluster(ip_base=RESTORE_IP_BASE)
     _fake_kube(fresh)
-    fresh.start()
-    fresh.wait_unsealed(timeout=120)
-    fresh_token = fresh.login_userpass()
-    fresh.wait_voters_healthy(fresh_token, timeout=90)
+    fresh_token = fresh.start_healthy()
     fresh_leader = fresh.wait_leader()
     assert fresh_leader.health()["cluster_id"] != original_cluster_id
     assert fresh_leader.request("GET", "secret/data/e2e/backup/000", token=fresh_token).status == 404
