@@ -367,11 +367,17 @@ class ResourceChange:
     """False for a component resource (no provider: nothing happens to it)."""
 
 
+_HASH_SUFFIX = re.compile(r"-[0-9a-f]{10}$")
+
+
 def label(reg: Registration) -> str:
     """``Kind name`` for a Kubernetes object, ``Type pulumi-name`` for anything else."""
     props = reg.plain_props
     if reg.type.startswith("kubernetes:") and props.get("kind"):
-        return f"{props['kind']} {(props.get('metadata') or {}).get('name', reg.name)}"
+        name = (props.get("metadata") or {}).get("name", reg.name)
+        # A name that carries a content hash (the reconcile Job) is shown without it, so the
+        # README column does not change with every edit of what is hashed.
+        return f"{props['kind']} {_HASH_SUFFIX.sub('-<hash>', name)}"
     return f"{reg.type.rsplit(':', 1)[-1]} {reg.name}"
 
 

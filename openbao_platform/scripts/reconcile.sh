@@ -103,7 +103,7 @@ done
 
 # ---- 2. log in under the reconciler's own role -------------------------------------------
 BAO_TOKEN=$("$BAO" write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$JWT_FILE") \
-  || fail "login to auth/$AUTH_MOUNT/login with role $ROLE"
+  || fail "login to auth/$AUTH_MOUNT/login with role $ROLE (a cluster initialised before the reconciler existed has no such role: run the one-time bootstrap in docs/tenants.md, section 4)"
 export BAO_TOKEN
 
 # ---- 3. ownership, and objects that exist but are not ours ---------------------------------
