@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from openbao_platform.cron import is_five_field_cron
+
 #: The capabilities OpenBao's ACL parser accepts (vault/policy.go upstream; `bao policy fmt`
 #: rejects anything else, as the e2e suite shows). ``deny`` overrides the rest.
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny")
@@ -33,7 +35,6 @@ SHARED_PREFIX = "shared-"
 _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 _PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-+]+)*/?\*?$")
 _DURATION = re.compile(r"^([0-9]+)(s|m|h)?$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 _KV_PATH_KINDS = ("data", "metadata", "delete", "undelete", "destroy")
 
 
@@ -251,8 +252,7 @@ def parse_configuration(r: Any, own_namespace: str, kv_mount: str) -> Configurat
     r.section("configuration")
     r.unknown_keys("configuration", ["schedule"])
     schedule = r.get("configuration.schedule", str, DEFAULT_SCHEDULE, "use a five-field cron expression, e.g. '*/30 * * * *'")
-    fields = schedule.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+    if not is_five_field_cron(schedule):
         r.fail("configuration.schedule", schedule, "is not a five-field cron expression",
                "use e.g. '*/30 * * * *' (every 30 minutes)")
     policies = _parse_policies(r, kv_mount)

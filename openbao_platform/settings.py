@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
+from openbao_platform.cron import is_five_field_cron
 from openbao_platform.declared import ConfigurationSettings, parse_configuration
 from openbao_platform.naming import ClusterNames, NamedCluster
 
@@ -33,7 +34,6 @@ _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 _ECDSA_CURVES = ("P256", "P384", "P521")
 _TLS_VERSIONS = ("tls12", "tls13")
 _INGRESS_MODES = ("nginx", "gateway", "none")
@@ -739,8 +739,7 @@ def _parse_backup(r: _Reader) -> BackupSettings:
     sched = r.get("backup.schedule", str, "0 */6 * * *", "use a five-field cron expression, e.g. '0 */6 * * *'")
     keep = r.get("backup.keep", int, 28, "use a whole number >= 1")
     size = r.get("backup.size", str, "20Gi", "use a quantity such as 20Gi")
-    fields = sched.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+    if not is_five_field_cron(sched):
         r.fail("backup.schedule", sched, "is not a five-field cron expression", "use e.g. '0 */6 * * *' (every 6 hours)")
     if keep < 1:
         r.fail("backup.keep", keep, "must keep at least one snapshot", "use e.g. 28")

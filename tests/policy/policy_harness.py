@@ -23,6 +23,7 @@ import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from tests.support.process import stop
 from tests.support.render_cli import run_render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,13 +246,7 @@ class PolicyAnalyzer:
     def close(self) -> None:
         if getattr(self, "channel", None) is not None:
             self.channel.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self._stderr.close()
 
 

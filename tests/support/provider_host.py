@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from tests.support.process import stop
 from tests.support.package import INSTALL_HINT
 
 try:
@@ -77,13 +78,7 @@ class Provider:
 
     def stop(self) -> None:
         self.channel.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
 
 
 def start_provider(python: str | Path, plugin_dir: Path, engine_address: str, *, cwd: Path,
