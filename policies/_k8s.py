@@ -57,6 +57,8 @@ NAME_LABEL = "app.kubernetes.io/name"
 OPENBAO = "openbao"
 #: OpenBao's API port; a backend on it is OpenBao even when its name says otherwise.
 OPENBAO_API_PORT = 8200
+#: OpenBao's cluster port: Raft and request forwarding between the server pods only.
+OPENBAO_CLUSTER_PORT = 8201
 
 #: Top-level keys that make a JSON document an OpenBao server config.
 _CONFIG_KEYS = frozenset({"listener", "storage", "ha_storage", "seal", "api_addr", "cluster_addr",

@@ -15,7 +15,9 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from ._k8s import (
     NAME_LABEL,
     OPENBAO,
+    OPENBAO_CLUSTER_PORT,
     K8sObject,
+    as_int,
     as_list,
     fmt,
     get_path,
@@ -181,12 +183,55 @@ def check_gateway_backend_tls(objects: Sequence[K8sObject], cfg: Config) -> Iter
                                        f"verified. Fix: set validation.caCertificateRefs and validation.hostname.")
 
 
+#: Service types that publish a port outside the cluster network.
+EXTERNAL_SERVICE_TYPES = ("NodePort", "LoadBalancer")
+
+
+def _carries_cluster_port(port: Mapping[str, Any], cluster_port: int) -> bool:
+    target = port.get("targetPort")
+    return as_int(port.get("port")) == cluster_port or as_int(target) == cluster_port or target == "cluster"
+
+
+def check_service_exposure(objects: Sequence[K8sObject], cfg: Config) -> Iterator[tuple[K8sObject, str]]:
+    """A Service in front of the OpenBao pods stays inside the cluster (the edge publishes the
+    API, with TLS to the backend), and only a headless peers Service carries the cluster port:
+    8201 takes request forwarding and Raft from anything that can reach it, with OpenBao's own
+    cluster certificates, so no load balancer or node port may ever publish it."""
+    cluster_port = cfg["clusterPort"]
+    services = _openbao_services(objects)
+    for svc in objects_of_kind(objects, "Service"):
+        if (svc.namespace, svc.object_name) not in services:
+            continue
+        kind = svc.spec.get("type") or "ClusterIP"
+        if kind in EXTERNAL_SERVICE_TYPES:
+            yield svc, (f"{svc.ref}: spec.type is {kind}, which publishes the OpenBao pods outside the cluster "
+                        f"without the edge (no TLS policy, no rate limits, no NetworkPolicy source). Fix: keep "
+                        f"type ClusterIP and publish the API with ingress.mode (ingress or gateway).")
+        for field in ("externalIPs", "loadBalancerSourceRanges"):
+            if as_list(svc.spec.get(field)):
+                yield svc, (f"{svc.ref}: spec.{field} is set on a Service in front of the OpenBao pods. Fix: remove "
+                            f"it and publish the API with ingress.mode.")
+        headless = svc.spec.get("clusterIP") == "None"
+        for i, port in enumerate(as_list(svc.spec.get("ports"))):
+            if isinstance(port, Mapping) and _carries_cluster_port(port, cluster_port) and \
+                    (not headless or kind in EXTERNAL_SERVICE_TYPES):
+                yield svc, (f"{svc.ref}: spec.ports[{i}] carries the cluster port {cluster_port} (Raft and request "
+                            f"forwarding) on a Service that is not the headless peers Service. Fix: remove the "
+                            f"port; peers reach each other through the headless <name>-internal Service.")
+
+
 POLICIES = [
     resource_rule(
         "openbao-ingress-backend-tls",
         "An Ingress for OpenBao has spec.tls, no ssl-redirect \"false\", backend-protocol HTTPS, "
         "proxy-ssl-verify exactly \"on\", proxy-ssl-secret \"<own ns>/<name>\" and proxy-ssl-name.",
         "high", ("Ingress",), check_ingress_backend_tls),
+    stack_rule(
+        "openbao-service-exposure",
+        "A Service in front of the OpenBao pods is ClusterIP with no externalIPs, and only the headless "
+        "peers Service carries the cluster port 8201: the API leaves the cluster through the edge only.",
+        "critical", check_service_exposure,
+        config={"clusterPort": {"type": "integer", "default": OPENBAO_CLUSTER_PORT, "description": "OpenBao cluster (Raft) port."}}),
     stack_rule(
         "openbao-gateway-backend-tls",
         "Every Gateway API route backend that is OpenBao has a BackendTLSPolicy with a CA and hostname.",

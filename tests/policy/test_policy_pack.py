@@ -15,7 +15,7 @@ from tests.policy.conftest import HA_RULES, PRODUCTION
 from tests.policy.policy_harness import PACK_DIR, PolicyAnalyzer, secret
 from tests.policy.policy_stack import baseline, resources
 
-STACK_RULES = {"openbao-gateway-backend-tls", "rbac-no-workload-secret-read", "network-default-deny",
+STACK_RULES = {"openbao-gateway-backend-tls", "openbao-service-exposure", "rbac-no-workload-secret-read", "network-default-deny",
                "network-openbao-ports", "ha-quorum-pdb"}
 #: The preview sentinel the engine sends for a string it cannot know yet.
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -202,6 +202,13 @@ def declared(**items: str) -> Mutation:
     return configmap("desired", "openbao-configuration", data)
 
 
+def service(name: str, spec: dict[str, Any], labels: Mapping[str, str] | None = None) -> Mutation:
+    """One more Service in the OpenBao namespace (handle ``extra_svc``)."""
+    meta = {"name": name, "namespace": NS, "labels": dict(labels or {})}
+    return add("extra_svc", {"type": "kubernetes:core/v1:Service", "name": f"{name}-svc",
+                             "props": {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}})
+
+
 def acl(path: str, caps: str) -> str:
     return f'path "{path}" {{\n  capabilities = [{caps}]\n}}\n'
 
@@ -339,6 +346,16 @@ FAILS: list[Fails] = [
           delp("ingress", ("props", "metadata", "annotations", NGINX + "proxy-ssl-name")), ("proxy-ssl-name",)),
     Fails("openbao-ingress-backend-tls", "recognised-by-port", ingress_for("vault-api", 8200), ("Ingress openbao/vault-api",),
           on="extra_ingress"),
+    Fails("openbao-service-exposure", "load-balancer", setp("svc", "props.spec.type", "LoadBalancer"),
+          ("Service openbao/openbao", "spec.type is LoadBalancer", "ingress.mode")),
+    Fails("openbao-service-exposure", "node-port-found-by-selector",
+          service("bao-debug", {"type": "NodePort", "selector": SERVER_LABELS, "ports": [{"port": 8200}]}),
+          ("Service openbao/bao-debug", "spec.type is NodePort"), on="extra_svc"),
+    Fails("openbao-service-exposure", "external-ips", setp("svc", "props.spec.externalIPs", ["203.0.113.7"]),
+          ("spec.externalIPs",)),
+    Fails("openbao-service-exposure", "cluster-port-on-clusterip",
+          appendp("svc", "props.spec.ports", {"name": "cluster", "port": 8201, "targetPort": 8201}),
+          ("spec.ports[1] carries the cluster port 8201",)),
     Fails("openbao-gateway-backend-tls", "no-backendtlspolicy", drop("backendtls"),
           ("HTTPRoute openbao/openbao", "spec.rules[0].backendRefs[0]", "openbao/openbao-active"), on="httproute"),
     Fails("openbao-gateway-backend-tls", "policy-without-hostname",
@@ -540,6 +557,14 @@ PASSES: list[Passes] = [
                                                             setp("server_key", "props.rsaBits", 4096))),
     Passes("tls-cert-validity", "leaf-at-maximum", setp("server_cert", "props.validityPeriodHours", 9528)),
     Passes("openbao-ingress-backend-tls", "non-openbao-ingress-untouched", ingress_for("grafana", 3000)),
+    Passes("openbao-service-exposure", "headless-peers-and-other-nodeport", both(
+        service("openbao-internal", {"clusterIP": "None", "selector": SERVER_LABELS,
+                                     "ports": [{"name": "https", "port": 8200}, {"name": "cluster", "port": 8201}]}),
+        add("grafana_svc", {"type": "kubernetes:core/v1:Service", "name": "grafana-svc",
+                            "props": {"apiVersion": "v1", "kind": "Service",
+                                      "metadata": {"name": "grafana", "namespace": NS},
+                                      "spec": {"type": "NodePort", "selector": {"app": "grafana"},
+                                               "ports": [{"port": 3000}]}}}))),
     Passes("openbao-gateway-backend-tls", "route-to-other-service", both(
         drop("backendtls"), setp("httproute", "props.spec.rules.0.backendRefs.0", {"name": "grafana", "port": 3000}))),
     Passes("ingress-no-snippet-annotations", "other-controllers-annotations",
