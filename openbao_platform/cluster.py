@@ -102,7 +102,7 @@ class ClusterAuditArgs(TypedDict, total=False):
     file: bool
     """Audit log to a file on its own volume. Default true."""
     stdout: bool
-    """Audit log to the container log. Default false."""
+    """Audit log to the container log, a second device: with the file alone, a full audit volume refuses every request. Default true."""
 
 
 class OpenBaoClusterArgs(TypedDict, total=False):

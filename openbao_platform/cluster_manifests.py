@@ -13,6 +13,7 @@ security contexts) need only a cluster's names (``NamedCluster``), or an ``image
 from __future__ import annotations
 
 import hashlib
+import shlex
 from typing import Any, Optional, Protocol
 
 from openbao_platform.lifecycle import ORPHAN_ON_DELETE, SKIP_AWAIT
@@ -153,11 +154,35 @@ def services(spec: ClusterSpec) -> list[Obj]:
     ]
 
 
-def _health_probe(query: list[str], period: int, failures: int, initial: int = 0) -> Obj:
-    """Exec probe: `bao read sys/health` over TLS verified with our CA (httpGet would skip it)."""
+def _health_command(query: list[str]) -> list[str]:
+    """`bao read sys/health` over loopback TLS verified with our CA (httpGet would skip it)."""
+    return ["bao", "read", "-format=json", f"-address=https://127.0.0.1:{API_PORT}", f"-ca-cert={PATHS.ca_cert}",
+            "sys/health", *query]
+
+
+#: How Go's crypto/tls (the `bao` client) reports a certificate the server presented that fails
+#: verification: outside its validity period, from another CA, or without the name. Only ever
+#: printed after the server completed its half of the handshake.
+CERT_VERIFICATION_FAILED = "tls: failed to verify certificate: x509: "
+
+
+def _alive_command(query: list[str]) -> list[str]:
+    """The verified health check, with one failure read as "alive": the server answered the TLS
+    handshake but its certificate does not verify (expired, typically). Anything else (refused,
+    timed out, an HTTP error) fails. See ``probes`` for why."""
+    check = shlex.join(_health_command(query))
+    script = (f'out=$({check} 2>&1) && exit 0\n'
+              f'case "$out" in *{shlex.quote(CERT_VERIFICATION_FAILED)}*)\n'
+              f'  echo "alive, but the served certificate fails verification (readiness fails until it is '
+              f'renewed): $out"; exit 0 ;;\n'
+              f'esac\n'
+              f'echo "$out"; exit 1\n')
+    return ["/bin/sh", "-c", script]
+
+
+def _probe(command: list[str], period: int, failures: int, initial: int = 0) -> Obj:
     return {
-        "exec": {"command": ["bao", "read", "-format=json", f"-address=https://127.0.0.1:{API_PORT}",
-                             f"-ca-cert={PATHS.ca_cert}", "sys/health", *query]},
+        "exec": {"command": command},
         "initialDelaySeconds": initial, "periodSeconds": period, "timeoutSeconds": 5,
         "failureThreshold": failures, "successThreshold": 1,
     }
@@ -165,15 +190,41 @@ def _health_probe(query: list[str], period: int, failures: int, initial: int = 0
 
 #: Ready = initialised, unsealed, active or standby.
 READINESS_QUERY = ["standbyok=true"]
-#: Alive = answers over TLS at all; a sealed or not-yet-joined node must not be restarted.
-LIVENESS_QUERY = ["standbyok=true", "sealedcode=204", "uninitcode=204"]
+#: Alive = answers over TLS at all; a sealed or not-yet-joined node must not be restarted. The
+#: codes are 200, not 204: `bao read` exits 2 ("No value found") on an empty 204 answer.
+LIVENESS_QUERY = ["standbyok=true", "sealedcode=200", "uninitcode=200"]
 
 
 def probes() -> Obj:
+    """Restart only what a restart can fix (docs/runbook-certificate-rotation.md, "Expired
+    server certificate"; proved by tests/e2e/test_fault_cert_expiry.py).
+
+    Kubernetes probe semantics: a startup or liveness probe that fails ``failureThreshold``
+    times in a row kills the container, and the pod's restartPolicy restarts it (backing off
+    into CrashLoopBackOff); a failing readiness probe only removes the pod from its Services'
+    endpoints, the kubelet keeps probing, and the pod is Ready again once it passes.
+
+    All three run the same `sys/health` read over TLS verified with our CA. Readiness is
+    strict: a certificate clients cannot verify means the pod serves nobody, so it goes
+    NotReady, traffic stops and the alerts fire. Startup and liveness read one failure as
+    alive: the server presented a certificate that fails verification. A restart cannot cure
+    that (the new process reads the same Secret files; a renewed certificate is loaded without
+    one, by tls_auto_reload), and since every pod mounts the one Secret, every pod fails at the
+    same moment: with a strict liveness, an expired certificate restarts the whole cluster
+    every minute, in a loop, while its Raft data and its cluster port (OpenBao's own
+    certificates) are fine. A dead or hung server still fails liveness: the connection is
+    refused, times out, or gets an error answer. The price: while the certificate fails
+    verification, liveness proves the TLS handshake only, not the HTTP handler behind it.
+
+    No `-tls-skip-verify` (the policy pack forbids it in probes, policies/tls.py): a server
+    presenting a good certificate is still told from one presenting a bad one, so each probe
+    says which it saw, and only the 127.0.0.1 listener inside the pod's own network namespace
+    is ever asked.
+    """
     return {
-        "startupProbe": _health_probe(LIVENESS_QUERY, period=5, failures=60),
-        "livenessProbe": _health_probe(LIVENESS_QUERY, period=10, failures=6),
-        "readinessProbe": _health_probe(READINESS_QUERY, period=5, failures=2),
+        "startupProbe": _probe(_alive_command(LIVENESS_QUERY), period=5, failures=60),
+        "livenessProbe": _probe(_alive_command(LIVENESS_QUERY), period=10, failures=6),
+        "readinessProbe": _probe(_health_command(READINESS_QUERY), period=5, failures=2),
     }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,17 +101,51 @@ def test_resources_from_settings(prod_run: ProgramRun) -> None:
                                                 "limits": {"cpu": "2", "memory": "2Gi"}}
 
 
+HEALTH = ["bao", "read", "-format=json", "-address=https://127.0.0.1:8200", "-ca-cert=/openbao/tls/ca.crt",
+          "sys/health"]
+
+
 def test_probes_verify_tls_with_the_ca_and_use_health_parameters(prod_run: ProgramRun) -> None:
     c = container(prod_run)
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        cmd = c[probe]["exec"]["command"]
-        assert cmd[:2] == ["bao", "read"] and "sys/health" in cmd
-        assert "-ca-cert=/openbao/tls/ca.crt" in cmd and "-address=https://127.0.0.1:8200" in cmd
-        assert not any("skip" in part.lower() for part in cmd)
-    ready = c["readinessProbe"]["exec"]["command"]
-    assert "standbyok=true" in ready and not any(p.startswith("sealedcode") for p in ready)
-    live = c["livenessProbe"]["exec"]["command"]
-    assert {"standbyok=true", "sealedcode=204", "uninitcode=204"} <= set(live)
+        assert not any("skip" in part.lower() for part in c[probe]["exec"]["command"]), probe
+    # readiness: the verified read itself, so a certificate clients cannot verify makes the pod NotReady
+    assert c["readinessProbe"]["exec"]["command"] == HEALTH + ["standbyok=true"]
+    # startup and liveness: the same verified read (sealed or uninitialised answers 200), in a shell
+    verified = " ".join(HEALTH + ["standbyok=true", "sealedcode=200", "uninitcode=200"])
+    for probe in ("startupProbe", "livenessProbe"):
+        shell, flag, script = c[probe]["exec"]["command"]
+        assert (shell, flag) == ("/bin/sh", "-c") and f"out=$({verified} 2>&1) && exit 0" in script, probe
+    assert c["startupProbe"]["exec"] == c["livenessProbe"]["exec"]
+    timing = {p: (c[p]["periodSeconds"], c[p]["failureThreshold"]) for p in ("startupProbe", "livenessProbe",
+                                                                             "readinessProbe")}
+    assert timing == {"startupProbe": (5, 60), "livenessProbe": (10, 6), "readinessProbe": (5, 2)}
+
+
+@pytest.mark.parametrize(("exit_code", "output", "alive"), [
+    (0, '{"data": {"initialized": true}}', True),
+    # the served certificate fails verification: a restart would serve the same files
+    (2, 'Error reading sys/health: Get "https://127.0.0.1:8200/v1/sys/health?standbyok=true": tls: failed to '
+        'verify certificate: x509: certificate has expired or is not yet valid: current time 2030-01-02T00:00:00Z '
+        'is after 2030-01-01T00:00:00Z', True),
+    (2, "... tls: failed to verify certificate: x509: certificate signed by unknown authority", True),
+    # dead, hung or broken: restart
+    (2, "... dial tcp 127.0.0.1:8200: connect: connection refused", False),
+    (2, "... net/http: request canceled (Client.Timeout exceeded while awaiting headers)", False),
+    (2, "Error reading sys/health: Error making API request.\nCode: 500. Errors:", False),
+    (2, "No value found at sys/health", False),
+    (1, "", False),
+])
+def test_liveness_fails_only_when_a_restart_can_help(tmp_path: Path, exit_code: int, output: str, alive: bool) -> None:
+    """The liveness script with a stand-in `bao` that answers ``output`` and exits ``exit_code``."""
+    fake = tmp_path / "bao"
+    (tmp_path / "out").write_text(output)
+    fake.write_text(f'#!/bin/sh\ncat "{tmp_path}/out" >&2\nexit {exit_code}\n')
+    fake.chmod(0o755)
+    command = m.probes()["livenessProbe"]["exec"]["command"]
+    proc = subprocess.run(command, env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=10)
+    assert (proc.returncode == 0) is alive, (proc.returncode, proc.stdout, proc.stderr)
 
 
 def test_downward_api_env_for_service_registration(prod_run: ProgramRun) -> None:
@@ -325,7 +361,7 @@ def test_cluster_args_switch_what_the_stack_sections_switched() -> None:
     ({"self_init": {"peer_wait_seconds": 0}}, "OpenBaoClusterArgs.self_init.peer_wait_seconds = 0: must be between"),
     ({"self_init": {"enabled": False}, "backup_auth_role": True},
      "OpenBaoClusterArgs.backup_auth_role = true: the backup role is created by self-init"),
-    ({"audit": {"file": False}}, "OpenBaoClusterArgs.audit.file = false: no audit device"),
+    ({"audit": {"file": False, "stdout": False}}, "OpenBaoClusterArgs.audit.file = false: no audit device"),
     ({"replica": 3}, "OpenBaoClusterArgs.replica = 3: is not a setting"),
     ({"protect": "yes"}, 'OpenBaoClusterArgs.protect = "yes": must be true or false'),
 ], ids=lambda v: v if isinstance(v, str) else None)

@@ -7,6 +7,7 @@ a foreign CA) make their own CA and install it on every node before start.
 from __future__ import annotations
 
 import datetime
+from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,9 +18,12 @@ _KEY_USAGE_OFF = dict(content_commitment=False, data_encipherment=False, key_agr
                       encipher_only=False, decipher_only=False)
 
 
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder,
+              not_after: Optional[datetime.datetime] = None) -> x509.CertificateBuilder:
+    """Valid from five minutes ago until ``not_after`` (default: two days from now)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return builder.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+    return (builder.not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(not_after or now + datetime.timedelta(days=2)))
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -54,10 +58,12 @@ class TestCA:
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, subject: x509.Name, sans: x509.SubjectAlternativeName) -> tuple[x509.Certificate, bytes]:
-        """A server (+client) certificate for ``sans``; returns (certificate, key PEM)."""
+    def issue(self, subject: x509.Name, sans: x509.SubjectAlternativeName,
+              not_after: Optional[datetime.datetime] = None) -> tuple[x509.Certificate, bytes]:
+        """A server (+client) certificate for ``sans``, valid until ``not_after`` (default two
+        days: a short one lets a test watch it expire); returns (certificate, key PEM)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = (_validity(x509.CertificateBuilder()).subject_name(subject).issuer_name(self.cert.subject)
+        cert = (_validity(x509.CertificateBuilder(), not_after).subject_name(subject).issuer_name(self.cert.subject)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .add_extension(sans, critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -362,6 +362,8 @@ class BaoNode:
     proc: Optional[subprocess.Popen] = None
     log_path: Path = field(init=False)
     starts: int = 0
+    #: argv prefix for the process, e.g. ``nsenter --net=...`` (tests/e2e/netfault.py)
+    wrap: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log_path = self.root / "bao.log"
@@ -421,7 +423,7 @@ class BaoNode:
         # holding loopback ports): util-linux setpriv sets PR_SET_PDEATHSIG and execs, so no
         # Python runs between fork and exec. A preexec_fn did, and in a worker that also holds
         # gRPC threads (policy and provider tests) the forked child could abort (SIGABRT, no log).
-        argv = [_setpriv(), "--pdeathsig", "KILL", *argv]
+        argv = [_setpriv(), "--pdeathsig", "KILL", *self.wrap, *argv]
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env, cwd=self.root, start_new_session=True)
@@ -535,9 +537,14 @@ class BaoCluster:
 
     def __init__(self, rendered: Rendered, workdir: Optional[os.PathLike | str] = None,
                  replicas: Optional[int] = None, mode: str = "script", kube: str = "auto",
-                 ip_base: str = IP_BASE, extra_env: Optional[dict[str, str]] = None):
-        """mode: how start() launches nodes (see BaoNode.start); kube: "fake" | "drop" | "auto"."""
+                 ip_base: str = IP_BASE, extra_env: Optional[dict[str, str]] = None,
+                 volume_sizes: Optional[dict[str, str]] = None):
+        """mode: how start() launches nodes (see BaoNode.start); kube: "fake" | "drop" | "auto".
+        volume_sizes: production directory -> tmpfs size (``{"/openbao/audit": "4m"}``): each
+        node gets a size-limited volume there, the way a PVC of that size bounds the pod."""
         self.rendered = rendered
+        self.volume_sizes = dict(volume_sizes or {})
+        self._volume_mounts: list[Path] = []
         self.mode = mode
         self._own_tmp = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bao-e2e-"))
@@ -646,6 +653,9 @@ class BaoCluster:
         if missing:
             raise HarnessError(f"{pod.name}: the render names files it does not provide: {missing}")
 
+        for prod, size in self.volume_sizes.items():
+            self._mount_volume(Path(reroot(prod, fs)), size)
+
         cfg = Path(reroot(config_prod, fs))
         cfg.mkdir(parents=True, exist_ok=True)
         (cfg / "server.json").write_text(json.dumps(node_server, indent=2))
@@ -654,6 +664,18 @@ class BaoCluster:
         if self.rendered.start_script:
             shutil.copy2(self.rendered.start_script, cfg / "start.sh")
         return BaoNode(self, i, pod, ip, root, env, config_prod)
+
+    def _mount_volume(self, local: Path, size: str) -> None:
+        """A size-limited tmpfs at ``local``, mounted before the node first starts. It is
+        mounted in the test's namespace, not the node's private one (which copies it at each
+        start): like a PVC it outlives the process, so a restarted node finds its files.
+        close() unmounts it; needs root (as the fake Kubernetes API does)."""
+        local.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "e2e-volume", str(local)],
+                              capture_output=True, text=True, timeout=10)
+        if proc.returncode != 0:
+            raise HarnessError(f"cannot mount a {size} tmpfs at {local} (needs root): {proc.stderr.strip()}")
+        self._volume_mounts.append(local)
 
     def _source_for(self, prod: str, sa_dir: Path) -> Optional[Path]:
         p = Path(prod)
@@ -688,6 +710,9 @@ class BaoCluster:
         if self.kube_api:
             self.kube_api.stop()
             self.kube_api = None
+        for mount in self.__dict__.get("_volume_mounts", []):
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=10)
+        self.__dict__.get("_volume_mounts", []).clear()
         if self._own_tmp and not os.environ.get("E2E_KEEP_TMP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:

@@ -7,6 +7,7 @@ Writes that timed out or were refused are counted as attempts, never as acknowle
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ class Writer(threading.Thread):
     accepted: list[WriteRecord] = field(default_factory=list)
     attempts: int = 0
     stop_event: threading.Event = field(default_factory=threading.Event)
+    error: Optional[BaseException] = None
+    """What killed the thread, if anything did: finish() raises it, so a dead writer is never
+    mistaken for a cluster that stopped acknowledging."""
 
     def __post_init__(self) -> None:
         threading.Thread.__init__(self, daemon=True)
@@ -56,6 +60,13 @@ class Writer(threading.Thread):
         return None
 
     def run(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
+            self.error = exc
+            raise
+
+    def _write_until_stopped(self) -> None:
         key = 0
         while not self.stop_event.is_set() and key < self.limit:
             node = self._active()
@@ -67,7 +78,7 @@ class Writer(threading.Thread):
                     if resp.status == 200:
                         self.accepted.append(WriteRecord(key, node.name, time.monotonic()))
                         key += 1
-                except OSError:
+                except (OSError, http.client.HTTPException):  # refused, timed out, cut mid-answer
                     pass
             self.stop_event.wait(self.interval)
 
@@ -82,6 +93,8 @@ class Writer(threading.Thread):
         """Block until more than ``than`` writes were acknowledged (the cluster serves)."""
         deadline = time.monotonic() + timeout
         while self.count() <= than:
+            if self.error is not None:
+                raise AssertionError(f"the writer died: {self.error!r}") from self.error
             if time.monotonic() > deadline:
                 raise AssertionError(f"no write acknowledged for {timeout:.0f} s (still {than}; "
                                      f"{self.attempts} attempts)")
@@ -90,6 +103,8 @@ class Writer(threading.Thread):
     def finish(self) -> None:
         self.stop_event.set()
         self.join(timeout=self.timeout + 5)
+        if self.error is not None:
+            raise AssertionError(f"the writer died: {self.error!r}") from self.error
 
 
 def lost_writes(node: BaoNode, token: str, writer: Writer) -> list[int]:
