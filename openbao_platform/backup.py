@@ -6,6 +6,16 @@ nothing else) using a short-lived projected ServiceAccount token, saves a timest
 snapshot, verifies its checksums and keeps the newest N (openbao_platform/scripts/backup.sh).
 The pod never mounts the Kubernetes API token and runs under Pod Security "restricted".
 
+With ``drill`` (needs ``remote``) a second CronJob, ``<name>-backup-drill``, proves every
+uploaded snapshot restorable before it counts: it fetches the bucket's newest snapshot,
+restores it into a throwaway single-node OpenBao on the pod's loopback with the static seal key
+(openbao_platform/scripts/drill.sh), checks unsealed, raft index and the canary the backup job
+wrote just before the snapshot, and only then writes ``<prefix>/good/<name>.json``. Which pod
+holds what: the backup pod holds an OpenBao token and reaches the live API, never the unseal
+key; the drill pod holds the unseal key, the bucket credentials and the drill user's password
+(valid in the restored copy for reading the canary only), and its NetworkPolicy allows DNS and
+the storage endpoint only: it cannot reach the live API.
+
 The component takes only what the job consumes (``OpenBaoBackupArgs``: the cluster's name and
 namespace, the CA-only Secret, schedule, retention, volume, image), never the stack settings;
 the args are validated with the stack config's ``backup`` and ``image`` rules into a
@@ -13,6 +23,8 @@ the args are validated with the stack config's ``backup`` and ``image`` rules in
 """
 
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Required, TypedDict
 
@@ -24,7 +36,7 @@ from openbao_platform.k8s_args import typed_kwargs
 from openbao_platform.lifecycle import stateful
 from openbao_platform.scripts import script
 from openbao_platform.naming import NamedCluster
-from openbao_platform.server_config import API_PORT, backup_service_account
+from openbao_platform.server_config import API_PORT, BACKUP_CANARY_PATH, PATHS, backup_service_account
 from openbao_platform.settings import ArgsCheck, BackupSettings, ImageSettings, _camel
 from openbao_platform.image import IMAGE_KEYS, ImageArgs
 from openbao_platform.tokens import token, with_previous_token
@@ -49,6 +61,19 @@ REMOTE_CREDENTIALS_DIR = "/openbao/remote-credentials"
 #: Keys of the credentials Secret (backup.remote.credentialsSecretName).
 ACCESS_KEY_ID_KEY = "access-key-id"
 SECRET_ACCESS_KEY_KEY = "secret-access-key"
+#: The restore drill's volumes: the fetched snapshot (and its verdict), the throwaway node's data.
+DRILL_DIR = "/drill"
+DRILL_WORK_DIR = "/drill-work"
+DRILL_UNSEAL_DIR = "/openbao/unseal"
+DRILL_CREDENTIALS_DIR = "/openbao/drill-credentials"
+#: Key of the drill credentials Secret (backup.drill.credentialsSecretName).
+DRILL_PASSWORD_KEY = "password"
+#: The userpass user of the restored data the drill logs in as (policy: read the canary).
+DRILL_USERNAME = "backup-drill"
+#: The throwaway node listens on the drill pod's own loopback only.
+DRILL_ADDR = "127.0.0.1"
+DRILL_SECONDS = 600
+DNS_PORT = 53
 
 
 class RemoteBackupArgs(TypedDict, total=False):
@@ -80,6 +105,17 @@ class RemoteBackupArgs(TypedDict, total=False):
     """The storage endpoint's TCP port. Default 443."""
 
 
+class DrillArgs(TypedDict, total=False):
+    """The restore drill: the bucket's newest snapshot restored in a throwaway node, then marked good."""
+
+    enabled: bool
+    """Run the drill CronJob (needs remote). Default false."""
+    schedule: str
+    """Five-field cron schedule, UTC. Default 30 */6 * * * (30 minutes after each default backup)."""
+    credentials_secret_name: str
+    """Existing Secret with key ``password``: the ``backup-drill`` userpass user's (docs/runbook-backup.md). Required when enabled."""
+
+
 class OpenBaoBackupArgs(TypedDict, total=False):
     """Inputs of OpenBaoBackup: the cluster to snapshot, the CA to trust, schedule and volume."""
 
@@ -105,6 +141,20 @@ class OpenBaoBackupArgs(TypedDict, total=False):
     """Keep snapshots on the PVC (false: an emptyDir per run, object storage only; needs remote). Default true."""
     remote: RemoteBackupArgs
     """Object-storage copies (S3 API, rclone). Default off."""
+    drill: DrillArgs
+    """The restore drill (needs remote). Default off."""
+    kv_mount: str
+    """The KV v2 mount holding the canary (``<kv_mount>/data/openbao-platform/backup-canary``). Default secret."""
+    unseal_secret_name: pulumi.Input[str]
+    """With drill: the static seal key Secret (UnsealKey's), mounted read-only into the drill container only."""
+    unseal_key_id: str
+    """With drill: the current seal key id, e.g. unseal-v1. Default unseal-v1."""
+    unseal_previous_key_id: str
+    """With drill: the previous seal key id while a rotation is under way; omit otherwise."""
+    dns_namespace: str
+    """Namespace of cluster DNS (the drill's only egress besides the storage endpoint). Default kube-system."""
+    dns_pod_labels: dict[str, str]
+    """Labels of the DNS pods. Default {k8s-app: kube-dns}."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +168,20 @@ class BackupSpec(NamedCluster):
     storage_class_name: Optional[str] = None
     #: Lifecycle, not rendered: the snapshot volume is protected and retained.
     protect: bool = True
+    kv_mount: str = "secret"
+    unseal_key_id: str = "unseal-v1"
+    unseal_previous_key_id: Optional[str] = None
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+
+    @property
+    def canary_path(self) -> str:
+        """The API path of the canary entry (KV v2 data path)."""
+        return f"{self.kv_mount}/data/{BACKUP_CANARY_PATH}"
+
+
+def _fail(check: ArgsCheck, key: str, value: Any, why: str, fix: str) -> None:
+    check.problems.append(f"{check.component}Args.{key} = {json.dumps(value, default=str)}: {why}. Fix: {fix}.")
 
 
 def backup_spec(args: OpenBaoBackupArgs) -> BackupSpec:
@@ -132,7 +196,21 @@ def backup_spec(args: OpenBaoBackupArgs) -> BackupSpec:
                                  for k, v in remote.items() if v is not None}
         elif remote is not None:
             section["remote"] = remote  # "must be an object"
+        drill = args.get("drill")
+        if isinstance(drill, Mapping):
+            section["drill"] = {_camel(k): v for k, v in drill.items() if v is not None}
+        elif drill is not None:
+            section["drill"] = drill
         backup = check.section("backup", section)
+        kv_mount = args.get("kv_mount", "secret")
+        if not isinstance(kv_mount, str) or not _KV_MOUNT.match(kv_mount):
+            _fail(check, "kv_mount", kv_mount, "is not a mount path", "use the self-init KV mount, e.g. secret")
+        for key in ("unseal_key_id", "unseal_previous_key_id"):
+            value = args.get(key)
+            if value is not None and (not isinstance(value, str) or not _KEY_ID.match(value)):
+                _fail(check, key, value, "is not a seal key id", "use e.g. unseal-v1")
+        if backup.drill.enabled:
+            check.input_name("unseal_secret_name", args.get("unseal_secret_name"))
         if args.get("storage_class_name") is not None:
             check.object_name("storage_class_name", args.get("storage_class_name"))
         image = args.get("image") or {}
@@ -142,8 +220,17 @@ def backup_spec(args: OpenBaoBackupArgs) -> BackupSpec:
             image_settings = check.section("", {"image": image}, lambda r: r.section("image"))
         protect = check.section("", {"protect": args.get("protect")},
                                 lambda r: r.get("protect", bool, True, "use true or false"))
+    labels = args.get("dns_pod_labels") or {"k8s-app": "kube-dns"}
     return BackupSpec(name=names.name, namespace=names.namespace, backup=backup, image=image_settings,
-                      storage_class_name=args.get("storage_class_name"), protect=protect)
+                      storage_class_name=args.get("storage_class_name"), protect=protect,
+                      kv_mount=kv_mount, unseal_key_id=args.get("unseal_key_id") or "unseal-v1",
+                      unseal_previous_key_id=args.get("unseal_previous_key_id"),
+                      dns_namespace=args.get("dns_namespace") or "kube-system",
+                      dns_pod_labels=tuple(sorted(dict(labels).items())))
+
+
+_KV_MOUNT = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def backup_labels(cluster: NamedCluster) -> dict[str, str]:
@@ -156,8 +243,13 @@ def backup_name(cluster: NamedCluster) -> str:
 
 
 def backup_environment(spec: BackupSpec) -> dict[str, str]:
-    """The script's inputs; the e2e suite runs the same script with the same variables."""
-    return {
+    """The script's inputs; the e2e suite runs the same script with the same variables.
+
+    The canary is written only when the drill reads it back: a cluster initialised before the
+    canary existed has a backup policy without it, and its backups must not start failing on
+    an upgrade (enabling the drill asks for the one-time policy update, docs/runbook-backup.md).
+    """
+    env = {
         "BAO_ADDR": f"https://{spec.active_dns_name}:{API_PORT}",
         "BAO_CACERT": f"{CA_DIR}/ca.crt",
         "BACKUP_DIR": BACKUP_DIR,
@@ -167,6 +259,9 @@ def backup_environment(spec: BackupSpec) -> dict[str, str]:
         "BACKUP_JWT_FILE": f"{TOKEN_DIR}/token",
         "HOME": "/tmp",
     }
+    if drill_enabled(spec):
+        env["BACKUP_CANARY_PATH"] = spec.canary_path
+    return env
 
 
 def remote_environment(spec: BackupSpec) -> dict[str, str]:
@@ -213,6 +308,8 @@ def script_config_map(spec: BackupSpec) -> Obj:
     data = {"backup.sh": script("backup.sh")}
     if spec.backup.remote.enabled:
         data["remote.sh"] = script("remote.sh")
+    if drill_enabled(spec):
+        data["drill.sh"] = script("drill.sh")
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": cm.metadata(spec, f"{backup_name(spec)}-script"),
             "data": data}
@@ -321,13 +418,163 @@ def cron_job(spec: BackupSpec, ca_secret: str) -> Obj:
     }
 
 
+def drill_enabled(spec: BackupSpec) -> bool:
+    return spec.backup.remote.enabled and spec.backup.drill.enabled
+
+
+def drill_name(cluster: NamedCluster) -> str:
+    return f"{cluster.name}-backup-drill"
+
+
+def drill_labels(cluster: NamedCluster) -> dict[str, str]:
+    """Not the backup pods' labels: the OpenBao pods' NetworkPolicy admits those, never these."""
+    return {"app.kubernetes.io/name": "openbao-backup-drill", "app.kubernetes.io/instance": cluster.name}
+
+
+def drill_environment(spec: BackupSpec) -> dict[str, str]:
+    """drill.sh's inputs; the e2e suite runs the same script with the same variables (re-rooted)."""
+    env = {
+        "DRILL_DIR": DRILL_DIR,
+        "DRILL_WORK_DIR": DRILL_WORK_DIR,
+        "DRILL_ADDR": DRILL_ADDR,
+        "DRILL_PORT": str(API_PORT),
+        "DRILL_UNSEAL_DIR": DRILL_UNSEAL_DIR,
+        "DRILL_KEY_ID": spec.unseal_key_id,
+        "DRILL_CANARY_PATH": spec.canary_path,
+        "DRILL_USERNAME": DRILL_USERNAME,
+        "DRILL_PASSWORD_FILE": f"{DRILL_CREDENTIALS_DIR}/{DRILL_PASSWORD_KEY}",
+        "DRILL_TIMEOUT_SECONDS": str(DRILL_SECONDS),
+        "HOME": DRILL_WORK_DIR,
+    }
+    if spec.unseal_previous_key_id:
+        env["DRILL_PREVIOUS_KEY_ID"] = spec.unseal_previous_key_id
+    return env
+
+
+def drill_service_account_object(spec: BackupSpec) -> Obj:
+    """Its own ServiceAccount (no token mounted; no OpenBao role is bound to it); workload identity as the backup's."""
+    sa = cm.service_account(spec, drill_name(spec), False)
+    annotations = dict(spec.backup.remote.service_account_annotations)
+    if annotations:
+        sa["metadata"] = {**sa["metadata"], "annotations": {**sa["metadata"].get("annotations", {}), **annotations}}
+    return sa
+
+
+def _rclone_container(spec: BackupSpec, name: str, command: str, mounts: list[Obj]) -> Obj:
+    remote = spec.backup.remote
+    mounts = [{"name": "script", "mountPath": "/scripts", "readOnly": True}, *mounts,
+              {"name": "rclone-tmp", "mountPath": "/tmp"}]
+    if remote.ca_secret_name:
+        mounts.append({"name": "remote-ca", "mountPath": REMOTE_CA_DIR, "readOnly": True})
+    if remote.credentials_secret_name:
+        mounts.append({"name": "remote-credentials", "mountPath": REMOTE_CREDENTIALS_DIR, "readOnly": True})
+    return {
+        "name": name, "image": RCLONE_IMAGE, "imagePullPolicy": spec.image.pull_policy,
+        "command": ["/bin/sh", "/scripts/remote.sh", command, DRILL_DIR],
+        "env": remote_env_list(spec), "volumeMounts": mounts,
+        "securityContext": cm.container_security_context(),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+    }
+
+
+def drill_cron_job(spec: BackupSpec, unseal_secret: str) -> Obj:
+    """fetch (rclone) -> drill (OpenBao image: the only container with the seal key) -> mark (rclone)."""
+    remote = spec.backup.remote
+    keys = [spec.unseal_key_id] + ([spec.unseal_previous_key_id] if spec.unseal_previous_key_id else [])
+    drill = {
+        "name": "drill",
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["/bin/sh", "/scripts/drill.sh"],
+        "env": [{"name": k, "value": v} for k, v in drill_environment(spec).items()],
+        "volumeMounts": [
+            {"name": "script", "mountPath": "/scripts", "readOnly": True},
+            {"name": "drill", "mountPath": DRILL_DIR},
+            {"name": "drill-work", "mountPath": DRILL_WORK_DIR},
+            {"name": "unseal", "mountPath": DRILL_UNSEAL_DIR, "readOnly": True},
+            {"name": "drill-credentials", "mountPath": DRILL_CREDENTIALS_DIR, "readOnly": True},
+            # The restored data brings the cluster's declarative audit devices (stored in the
+            # barrier) and opens their file at the cluster's path: a throwaway volume there
+            # (without it 2.7.2 logs "unable to open" and runs without that device).
+            {"name": "drill-audit", "mountPath": PATHS.audit_dir},
+        ],
+        "securityContext": cm.container_security_context(),
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    }
+    volumes: list[Obj] = [
+        {"name": "script", "configMap": {"name": f"{backup_name(spec)}-script", "defaultMode": 0o444}},
+        {"name": "drill", "emptyDir": {"sizeLimit": spec.backup.size}},
+        {"name": "drill-work", "emptyDir": {"sizeLimit": spec.backup.size}},
+        {"name": "drill-audit", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "unseal", "secret": {"secretName": unseal_secret, "defaultMode": 0o440,
+                                      "items": [{"key": k, "path": k} for k in keys]}},
+        {"name": "drill-credentials", "secret": {
+            "secretName": spec.backup.drill.credentials_secret_name or "", "defaultMode": 0o440,
+            "items": [{"key": DRILL_PASSWORD_KEY, "path": DRILL_PASSWORD_KEY}]}},
+        {"name": "rclone-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+    ]
+    if remote.ca_secret_name:
+        volumes.append({"name": "remote-ca", "secret": {"secretName": remote.ca_secret_name, "defaultMode": 0o444,
+                                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
+    if remote.credentials_secret_name:
+        volumes.append({"name": "remote-credentials", "secret": {
+            "secretName": remote.credentials_secret_name, "defaultMode": 0o440,
+            "items": [{"key": k, "path": k} for k in (ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY)]}})
+    fetch = _rclone_container(spec, "fetch", "candidate", [{"name": "drill", "mountPath": DRILL_DIR}])
+    mark = _rclone_container(spec, "mark", "mark", [{"name": "drill", "mountPath": DRILL_DIR, "readOnly": True}])
+    pod_spec: Obj = {
+        "serviceAccountName": drill_name(spec),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        "securityContext": cm.pod_security_context(),
+        "initContainers": [fetch, drill],
+        "containers": [mark],
+        "volumes": volumes,
+    }
+    pod = {"metadata": {"labels": {**spec.common_labels, **drill_labels(spec)}}, "spec": pod_spec}
+    return {
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": cm.metadata(spec, drill_name(spec), annotations=cm.waiver_annotations(cm.image_waivers(spec))),
+        "spec": {
+            "schedule": spec.backup.drill.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"metadata": {"labels": drill_labels(spec)},
+                            "spec": {"backoffLimit": 1, "activeDeadlineSeconds": 1800,
+                                     "ttlSecondsAfterFinished": 86400, "template": pod}},
+        },
+    }
+
+
+def drill_network_policy(spec: BackupSpec) -> Obj:
+    """DNS and the storage endpoint only: the drill pod cannot reach the live OpenBao API (nor anything else)."""
+    remote = spec.backup.remote
+    dns_peer: Obj = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.dns_namespace}},
+                     "podSelector": {"matchLabels": dict(spec.dns_pod_labels)}}
+    egress = [
+        {"to": [dns_peer], "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]},
+        {"to": [{"ipBlock": {"cidr": c}} for c in remote.endpoint_cidrs],
+         "ports": [{"protocol": "TCP", "port": remote.endpoint_port}]},
+    ]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": cm.metadata(spec, drill_name(spec)),
+            "spec": {"podSelector": {"matchLabels": drill_labels(spec)}, "policyTypes": ["Ingress", "Egress"],
+                     "egress": egress}}
+
+
 class OpenBaoBackup(pulumi.ComponentResource):
-    """ServiceAccount, script, volume and CronJob for scheduled snapshots."""
+    """ServiceAccount, script, volume and CronJob for scheduled snapshots; with drill, the restore drill's."""
 
     cron_job_name: pulumi.Output[str]
     """The CronJob (trigger a run now: kubectl create job --from=cronjob/<name> ...)."""
     claim_name: pulumi.Output[str]
     """The PersistentVolumeClaim holding the snapshots ("" with local false: object storage only)."""
+    drill_cron_job_name: pulumi.Output[str]
+    """The restore drill's CronJob ("" without drill)."""
 
     def __init__(self, name: str, args: OpenBaoBackupArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         spec = backup_spec(args)  # before anything registers: bad args create nothing
@@ -351,6 +598,22 @@ class OpenBaoBackup(pulumi.ComponentResource):
             spec=pulumi.Output.from_input(args["ca_secret_name"]).apply(lambda ca: cron_job(spec, ca)["spec"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
+        self.drill_cron_job_name = pulumi.Output.from_input("")
+        if drill_enabled(spec):
+            drill_sa = k8s.core.v1.ServiceAccount(
+                f"{name}-drill-sa", **typed_kwargs(drill_service_account_object(spec)), opts=child)
+            drill_netpol = k8s.networking.v1.NetworkPolicy(
+                f"{name}-drill-netpol", **typed_kwargs(drill_network_policy(spec)), opts=child)
+            drill_obj = drill_cron_job(spec, "")
+            drill = k8s.batch.v1.CronJob(
+                f"{name}-drill-cronjob",
+                metadata=drill_obj["metadata"],
+                spec=pulumi.Output.from_input(args["unseal_secret_name"]).apply(
+                    lambda secret: drill_cron_job(spec, secret)["spec"]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[drill_sa, drill_netpol, script_cm]),
+            )
+            self.drill_cron_job_name = drill.metadata.name
         self.cron_job_name = job.metadata.name
         self.claim_name = pvc.metadata.name if pvc is not None else pulumi.Output.from_input("")
-        self.register_outputs({"cron_job_name": self.cron_job_name, "claim_name": self.claim_name})
+        self.register_outputs({"cron_job_name": self.cron_job_name, "claim_name": self.claim_name,
+                               "drill_cron_job_name": self.drill_cron_job_name})

@@ -129,14 +129,20 @@ def test_backup_schema_describes_every_input() -> None:
     schema = Analyzer("openbao-platform").analyze([OpenBaoBackup])
     (comp,) = schema["component_definitions"].values()
     assert set(comp.inputs) == {"name", "namespace", "caSecretName", "schedule", "keep", "size", "storageClassName",
-                                "image", "protect", "local", "remote"}
+                                "image", "protect", "local", "remote", "drill", "kvMount", "unsealSecretName",
+                                "unsealKeyId", "unsealPreviousKeyId", "dnsNamespace", "dnsPodLabels"}
     assert all(p.description for p in comp.inputs.values())
     assert {k for k, p in comp.inputs.items() if not p.optional} == {"name", "namespace", "caSecretName"}
     assert not comp.inputs["caSecretName"].plain  # may come from another resource (ClusterPki)
     image = schema["type_definitions"]["ImageArgs"]
     assert set(image.properties) == {"repository", "tag", "digest", "pullPolicy"}
     assert all(p.description for p in image.properties.values())
-    assert set(comp.outputs) == {"cronJobName", "claimName"} and all(p.description for p in comp.outputs.values())
+    assert set(comp.outputs) == {"cronJobName", "claimName", "drillCronJobName"}
+    assert all(p.description for p in comp.outputs.values())
+    assert not comp.inputs["unsealSecretName"].plain  # may come from UnsealKey
+    drill = schema["type_definitions"]["DrillArgs"]
+    assert set(drill.properties) == {"enabled", "schedule", "credentialsSecretName"}
+    assert all(p.description for p in drill.properties.values())
     remote = schema["type_definitions"]["RemoteBackupArgs"]
     assert set(remote.properties) == {"enabled", "endpoint", "bucket", "prefix", "region", "caSecretName",
                                       "credentialsSecretName", "serviceAccountAnnotations", "keep", "keepDays",
@@ -261,3 +267,118 @@ def test_remote_args_are_checked_by_the_component_too() -> None:
                                 "endpoint_cidrs": ["10.0.0.0/8"], "keep_days": -2,
                                 "service_account_annotations": {"iam.gke.io/gcp-service-account": "b@p.iam"}}})
     assert "OpenBaoBackupArgs.remote.keep_days = -2: must not be negative" in str(err.value)
+
+
+# --- the restore drill (backup.drill): fetch, throwaway restore, mark good ---------------------
+
+DRILL = {"enabled": True, "credentialsSecretName": "openbao-backup-drill"}
+
+
+def drill_run(**drill: Any) -> ProgramRun:
+    raw = {**stack_config("prod"), "backup": {"remote": REMOTE, "drill": {**DRILL, **drill}}}
+    return run_program("prod", raw)
+
+
+def drill_pod(run: ProgramRun) -> dict[str, Any]:
+    return run.object("CronJob", "openbao-backup-drill")["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def test_backup_job_writes_the_canary_its_policy_allows() -> None:
+    """The canary path is the one the backup policy may write (create/update, never read); it is
+    written only when the drill reads it, so a cluster whose backup policy predates the canary
+    keeps backing up after an upgrade."""
+    import json
+
+    from openbao_platform.server_config import backup_policy
+
+    (plain,) = job_pod(remote_run())["spec"]["initContainers"]
+    assert "BACKUP_CANARY_PATH" not in {e["name"] for e in plain["env"]}
+    run = drill_run()
+    (snap,) = job_pod(run)["spec"]["initContainers"]
+    env = {e["name"]: e["value"] for e in snap["env"]}
+    assert env["BACKUP_CANARY_PATH"] == "secret/data/openbao-platform/backup-canary"
+    rules = json.loads(backup_policy("secret"))["path"]
+    assert rules == {"sys/storage/raft/snapshot": {"capabilities": ["read"]},
+                     env["BACKUP_CANARY_PATH"]: {"capabilities": ["create", "update"]}}
+    assert "canary" in run.object("ConfigMap", "openbao-backup-script")["data"]["backup.sh"]
+
+
+def test_drill_holds_the_unseal_key_and_cannot_reach_the_api() -> None:
+    run = drill_run()
+    job = run.object("CronJob", "openbao-backup-drill")["spec"]
+    assert job["schedule"] == "30 */6 * * *" and job["concurrencyPolicy"] == "Forbid"
+    pod = drill_pod(run)
+    spec = pod["spec"]
+    fetch, drill = spec["initContainers"]
+    (mark,) = spec["containers"]
+    assert fetch["command"][-2:] == ["candidate", "/drill"] and mark["command"][-2:] == ["mark", "/drill"]
+    assert drill["command"] == ["/bin/sh", "/scripts/drill.sh"] and drill["image"].startswith("quay.io/openbao/")
+    assert spec["serviceAccountName"] == "openbao-backup-drill" and spec["automountServiceAccountToken"] is False
+    assert run.object("ServiceAccount", "openbao-backup-drill")["automountServiceAccountToken"] is False
+    vols = {v["name"]: v for v in spec["volumes"]}
+    assert vols["unseal"]["secret"]["secretName"] == "openbao-unseal"
+    assert [i["key"] for i in vols["unseal"]["secret"]["items"]] == ["unseal-v1"]
+    assert vols["drill-credentials"]["secret"]["secretName"] == "openbao-backup-drill"
+    assert "token" not in vols and "ca" not in vols  # no OpenBao token, no projected SA token, no API CA
+    # the seal key and the drill password only in the drill container; the bucket key only in rclone's
+    mounts = {c["name"]: {m["name"]: m for m in c["volumeMounts"]} for c in (fetch, drill, mark)}
+    assert mounts["drill"]["unseal"]["readOnly"] is True and mounts["drill"]["drill-credentials"]["readOnly"] is True
+    assert "unseal" not in mounts["fetch"] and "unseal" not in mounts["mark"]
+    assert "remote-credentials" not in mounts["drill"] and "remote-credentials" in mounts["fetch"]
+    assert mounts["mark"]["drill"]["readOnly"] is True
+    # the restored data opens the cluster's file audit device at its path: a throwaway volume there
+    assert mounts["drill"]["drill-audit"]["mountPath"] == "/openbao/audit" and "emptyDir" in vols["drill-audit"]
+    env = {e["name"]: e["value"] for e in drill["env"]}
+    assert env["DRILL_ADDR"] == "127.0.0.1" and env["DRILL_KEY_ID"] == "unseal-v1"
+    assert env["DRILL_CANARY_PATH"] == "secret/data/openbao-platform/backup-canary"
+    assert env["DRILL_PASSWORD_FILE"] == "/openbao/drill-credentials/password"
+    for c in (fetch, drill, mark):
+        assert not [e for e in c["env"] if "valueFrom" in e]
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    # its labels are not the backup pods': the OpenBao pods' NetworkPolicy does not admit it
+    labels = pod["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "openbao-backup-drill"
+    netpol = run.object("NetworkPolicy", "openbao-backup-drill")["spec"]
+    assert netpol["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "openbao-backup-drill"
+    assert netpol["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in netpol
+    dns, storage = netpol["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert storage == {"to": [{"ipBlock": {"cidr": "52.218.0.0/17"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+    server = run.object("NetworkPolicy", "openbao-server")["spec"]
+    admitted = [peer.get("podSelector", {}).get("matchLabels", {}) for rule in server["ingress"] for peer in rule["from"]]
+    assert not [m for m in admitted if m.get("app.kubernetes.io/name") == "openbao-backup-drill"]
+    assert set(run.object("ConfigMap", "openbao-backup-script")["data"]) == {"backup.sh", "remote.sh", "drill.sh"}
+
+
+def test_drill_mounts_the_previous_key_during_a_rotation() -> None:
+    raw = {**stack_config("prod"), "unseal": {"keyVersion": 2, "previousKeyVersion": 1},
+           "backup": {"remote": REMOTE, "drill": DRILL}}
+    spec = drill_pod(run_program("prod", raw))["spec"]
+    (drill,) = [c for c in spec["initContainers"] if c["name"] == "drill"]
+    env = {e["name"]: e["value"] for e in drill["env"]}
+    assert env["DRILL_KEY_ID"] == "unseal-v2" and env["DRILL_PREVIOUS_KEY_ID"] == "unseal-v1"
+    (unseal,) = [v for v in spec["volumes"] if v["name"] == "unseal"]
+    assert [i["key"] for i in unseal["secret"]["items"]] == ["unseal-v2", "unseal-v1"]
+
+
+def test_no_drill_without_the_setting() -> None:
+    run = remote_run()
+    assert not [r for r in run.registrations if "drill" in r.name]
+    assert "drill.sh" not in run.object("ConfigMap", "openbao-backup-script")["data"]
+
+
+def test_drill_args_are_checked_by_the_component_too() -> None:
+    import pytest
+
+    from openbao_platform.settings import ArgsError
+
+    base = {"name": "vault", "namespace": "secrets", "ca_secret_name": "vault-ca",
+            "remote": {"enabled": True, "endpoint": "https://s3.example.com", "bucket": "b-1",
+                       "endpoint_cidrs": ["10.0.0.0/8"], "credentials_secret_name": "s3"}}
+    with pytest.raises(ArgsError) as err:
+        backup_spec({**base, "drill": {"enabled": True, "credentials_secret_name": "d"}, "kv_mount": "/bad/",
+                     "unseal_key_id": "bad id"})
+    text = str(err.value)
+    assert "OpenBaoBackupArgs.unseal_secret_name = null: must be a string" in text, text
+    assert "OpenBaoBackupArgs.kv_mount = \"/bad/\": is not a mount path" in text
+    assert "OpenBaoBackupArgs.unseal_key_id = \"bad id\": is not a seal key id" in text

@@ -97,9 +97,10 @@ FACTS: dict[str, dict[str, Any]] = {
     "OpenBaoBackup": {
         "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED),
                    "caSecretName": ("string", REQUIRED), "keep": ("integer", OPTIONAL),
-                   "image": ("ImageArgs", OPTIONAL)},
-        "wired": ["caSecretName"],
-        "outputs": {"cronJobName": "string", "claimName": "string"},
+                   "image": ("ImageArgs", OPTIONAL), "drill": ("DrillArgs", OPTIONAL),
+                   "unsealSecretName": ("string", OPTIONAL)},
+        "wired": ["caSecretName", "unsealSecretName"],
+        "outputs": {"cronJobName": "string", "claimName": "string", "drillCronJobName": "string"},
     },
     "OpenBaoMonitoring": {
         "inputs": {"name": ("string", REQUIRED), "namespace": ("string", REQUIRED),

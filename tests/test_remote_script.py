@@ -73,6 +73,7 @@ def _upload(env: dict[str, str], tmp_path: Path, stamp: str, index: int) -> subp
     for old in snaps.iterdir():
         old.unlink()
     _snapshot(snaps / f"openbao-{stamp}.snap", index)
+    (snaps / f"openbao-{stamp}.snap.canary").write_text(f"nonce-{index}\n")  # backup.sh writes it
     return _run(_local(env), tmp_path, "upload")
 
 
@@ -88,7 +89,8 @@ def test_upload_writes_object_and_manifest_and_keeps_the_newest_n(env: dict[str,
     body = (remote / "openbao-20260103T000000Z.snap").read_bytes()
     import hashlib
     assert manifest == {"name": "openbao-20260103T000000Z.snap", "sha256": hashlib.sha256(body).hexdigest(),
-                        "size": len(body), "snapshot_time": "20260103T000000Z", "raft_index": 102}
+                        "size": len(body), "snapshot_time": "20260103T000000Z", "raft_index": 102,
+                        "canary_nonce": "nonce-102"}
     assert "removed openbao-20260101T000000Z.snap" in done.stderr, done.stderr
 
 
@@ -126,3 +128,74 @@ def test_missing_credentials_or_snapshot_fail_before_any_transfer(env: dict[str,
     done = _run(_local(env), tmp_path, "upload")
     assert done.returncode != 0 and "secret-access-key is missing" in done.stderr
     assert not (tmp_path / BUCKET).exists()
+
+
+# --- the restore drill's steps: candidate (fetch), mark, and the runbook's fetch of good ones ---
+
+def _verdict(drill: Path, manifest: dict, result: str = "good") -> None:
+    (drill / "verdict.json").write_text(json.dumps({"name": manifest["name"], "sha256": manifest["sha256"],
+                                                    "raft_index": manifest["raft_index"], "result": result}) + "\n")
+
+
+def test_candidate_mark_and_fetch_only_good(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "BACKUP_REMOTE_KEEP": "10"}
+    for i, stamp in enumerate(["20260101T000000Z", "20260102T000000Z"]):
+        assert _upload(env, tmp_path, stamp, 10 + i).returncode == 0
+    remote = tmp_path / BUCKET / "p" / "q"
+    newest = "openbao-20260102T000000Z.snap"
+    # nothing is good yet: the runbook's fetch refuses, naming the emergency override
+    none = _run(_local(env), tmp_path, "fetch", str(tmp_path / "r0"))
+    assert none.returncode != 0 and "BACKUP_REMOTE_ALLOW_UNVERIFIED=true" in none.stderr, none.stderr
+    forced = _run({**_local(env), "BACKUP_REMOTE_ALLOW_UNVERIFIED": "true"}, tmp_path, "fetch", str(tmp_path / "r1"))
+    assert forced.returncode == 0 and forced.stdout.strip().endswith(newest) and "WARNING" in forced.stderr
+    # the drill's fetch: the newest, with its manifest
+    drill = tmp_path / "drill"
+    got = _run(_local(env), tmp_path, "candidate", str(drill))
+    assert got.returncode == 0, got.stderr
+    assert sorted(p.name for p in drill.iterdir()) == [newest, newest + ".json"]
+    manifest = json.loads((drill / (newest + ".json")).read_text())
+    # a verdict that is not good marks nothing
+    _verdict(drill, manifest, result="bad")
+    assert _run(_local(env), tmp_path, "mark", str(drill)).returncode != 0
+    assert not (remote / "good").exists()
+    _verdict(drill, manifest)
+    marked = _run(_local(env), tmp_path, "mark", str(drill))
+    assert marked.returncode == 0 and f"marked {newest} good" in marked.stderr, marked.stderr
+    assert json.loads((remote / "good" / (newest + ".json")).read_text())["sha256"] == manifest["sha256"]
+    # marked: the next drill has nothing to do; the runbook's fetch takes it
+    again = _run(_local(env), tmp_path, "candidate", str(tmp_path / "drill2"))
+    assert again.returncode == 0 and "already marked good" in again.stderr and not again.stdout.strip()
+    fetched = _run(_local(env), tmp_path, "fetch", str(tmp_path / "r2"))
+    assert fetched.returncode == 0 and fetched.stdout.strip() == str(tmp_path / "r2" / newest), fetched.stderr
+
+
+def test_a_corrupt_newest_object_is_never_drilled_nor_marked(env: dict[str, str], tmp_path: Path) -> None:
+    assert _upload(env, tmp_path, "20260101T000000Z", 7).returncode == 0
+    remote = tmp_path / BUCKET / "p" / "q"
+    name = "openbao-20260101T000000Z.snap"
+    drill = tmp_path / "drill"
+    assert _run(_local(env), tmp_path, "candidate", str(drill)).returncode == 0
+    manifest = json.loads((drill / (name + ".json")).read_text())
+    obj = remote / "snapshots" / name
+    obj.write_bytes(obj.read_bytes()[:-8] + bytes(8))
+    bad = _run(_local(env), tmp_path, "candidate", str(tmp_path / "drill2"))
+    assert bad.returncode != 0 and f"CORRUPT {name} in bucket {BUCKET}" in bad.stderr, bad.stderr
+    assert not list((tmp_path / "drill2").glob("openbao-*"))
+    # a verdict for the intact copy cannot mark the object the bucket now holds
+    _verdict(drill, manifest)
+    late = _run(_local(env), tmp_path, "mark", str(drill))
+    assert late.returncode != 0 and "not marked good" in late.stderr, late.stderr
+    assert not (remote / "good").exists()
+
+
+def test_retention_drops_the_good_marker_with_its_snapshot(env: dict[str, str], tmp_path: Path) -> None:
+    assert _upload(env, tmp_path, "20260101T000000Z", 1).returncode == 0
+    drill = tmp_path / "drill"
+    assert _run(_local(env), tmp_path, "candidate", str(drill)).returncode == 0
+    _verdict(drill, json.loads((drill / "openbao-20260101T000000Z.snap.json").read_text()))
+    assert _run(_local(env), tmp_path, "mark", str(drill)).returncode == 0
+    good = tmp_path / BUCKET / "p" / "q" / "good"
+    assert [p.name for p in good.iterdir()] == ["openbao-20260101T000000Z.snap.json"]
+    for i, stamp in enumerate(["20260102T000000Z", "20260103T000000Z"]):  # keep 2
+        assert _upload(env, tmp_path, stamp, 2 + i).returncode == 0
+    assert list(good.iterdir()) == []

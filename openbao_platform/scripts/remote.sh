@@ -7,13 +7,23 @@
 #
 #   remote.sh upload       (the CronJob's upload container; the default) the newest snapshot in
 #                          BACKUP_DIR goes to <remote>:<bucket>/<prefix>/snapshots/<name> with a
-#                          manifest <name>.json (sha256, size, snapshot time, raft index); the
-#                          uploaded object is read back and its sha256 checked; then retention
-#                          (keep the newest BACKUP_REMOTE_KEEP, and drop those older than
-#                          BACKUP_REMOTE_KEEP_DAYS days when > 0).
-#   remote.sh fetch DIR    (restore, docs/runbook-restore.md) the newest snapshot whose sha256
-#                          and size match its manifest, downloaded into DIR; a corrupted or
-#                          manifest-less object is reported and skipped, never used.
+#                          manifest <name>.json (sha256, size, snapshot time, raft index, canary
+#                          nonce); the uploaded object is read back and its sha256 checked; then
+#                          retention (keep the newest BACKUP_REMOTE_KEEP, and drop those older than
+#                          BACKUP_REMOTE_KEEP_DAYS days when > 0), good/ markers included.
+#   remote.sh candidate DIR  (the drill's fetch container) the newest snapshot that has a manifest,
+#                          downloaded into DIR with its manifest, unless it is already marked good
+#                          (then DIR stays empty: nothing to drill). A sha256 or size that does not
+#                          match the manifest fails loudly (CORRUPT ...): it is never drilled nor
+#                          marked.
+#   remote.sh mark DIR     (the drill's mark container) DIR/verdict.json, written by drill.sh only
+#                          after every check passed, becomes <prefix>/good/<name>.json once the
+#                          object in the bucket still reads back with the verdict's sha256.
+#   remote.sh fetch DIR    (restore, docs/runbook-restore.md) the newest snapshot marked good by a
+#                          restore drill whose sha256 and size match its manifest and its marker,
+#                          downloaded into DIR. BACKUP_REMOTE_ALLOW_UNVERIFIED=true (emergencies
+#                          only: no drill ever restored it) takes the newest manifest-valid one.
+#                          A corrupted or manifest-less object is reported and skipped, never used.
 # Any failure exits non-zero with a line naming the bucket and rclone's error.
 set -eu
 
@@ -26,6 +36,7 @@ KEEP_DAYS="${BACKUP_REMOTE_KEEP_DAYS:-0}"
 WORK="${BACKUP_WORK_DIR:-/tmp}"
 RCLONE="${RCLONE_BINARY:-rclone}"
 DEST="$REMOTE:$BUCKET/$PREFIX/snapshots"
+GOOD="$REMOTE:$BUCKET/$PREFIX/good"
 
 # An access key from the mounted Secret (never in the pod spec's env, never in a file rclone
 # writes): exported to rclone as RCLONE_CONFIG_<REMOTE>_ACCESS_KEY_ID / _SECRET_ACCESS_KEY.
@@ -76,9 +87,11 @@ upload() {
   stamp=$(printf '%s' "$name" | sed -n 's/^openbao-\([0-9]\{8\}T[0-9]\{6\}Z\)\.snap$/\1/p')
   index=$(tar -xzOf "$snap" meta.json | sed -n 's/.*"Index": *\([0-9]*\).*/\1/p')
   [ -n "$index" ] || fail "$name has no raft index in its meta.json"
+  nonce=""
+  [ ! -f "$snap.canary" ] || nonce=$(tr -d ' \n' < "$snap.canary")
   manifest="$WORK/$name.json"
-  printf '{"name": "%s", "sha256": "%s", "size": %s, "snapshot_time": "%s", "raft_index": %s}\n' \
-    "$name" "$digest" "$bytes" "$stamp" "$index" > "$manifest"
+  printf '{"name": "%s", "sha256": "%s", "size": %s, "snapshot_time": "%s", "raft_index": %s, "canary_nonce": "%s"}\n' \
+    "$name" "$digest" "$bytes" "$stamp" "$index" "$nonce" > "$manifest"
 
   rc "upload of $name" copyto "$snap" "$DEST/$name" >/dev/null
   # read it back: what is in the bucket is what was verified
@@ -97,6 +110,7 @@ upload() {
     [ "$old" = "$name" ] && break
     rc "removing $old" deletefile "$DEST/$old" >/dev/null
     "$RCLONE" deletefile "$DEST/$old.json" >/dev/null 2>&1 || true
+    "$RCLONE" deletefile "$GOOD/$old.json" >/dev/null 2>&1 || true
     log "removed $old from $DEST (keeping the newest $KEEP)"
     excess=$((excess - 1))
   done
@@ -107,41 +121,117 @@ upload() {
       [ "$old" = "$name" ] && continue
       rc "removing $old" deletefile "$DEST/$old" >/dev/null
       "$RCLONE" deletefile "$DEST/$old.json" >/dev/null 2>&1 || true
+      "$RCLONE" deletefile "$GOOD/$old.json" >/dev/null 2>&1 || true
       log "removed $old from $DEST (older than $KEEP_DAYS days)"
     done
   fi
 }
 
-fetch() {
+# Downloads object $1 to file $2: 0 when it exists (rclone copyto of a missing S3 object can
+# exit 0 having copied nothing, so the file itself is the answer).
+get_small() {
+  rm -f "$2"
+  "$RCLONE" copyto "$1" "$2" >/dev/null 2>&1 || true
+  [ -s "$2" ]
+}
+
+# Whether <name> has a good/ marker, downloaded to $WORK/<name>.good.json (1: none).
+is_good() {
+  get_small "$GOOD/$1.json" "$WORK/$1.good.json"
+}
+
+# Downloads snapshot $1 into $2/.$1.partial and checks it against its manifest (already in
+# $WORK/$1.json): 0 when sha256 and size match, 1 (file removed, CORRUPT logged) otherwise.
+download_verified() {
+  rc "download of $1" copyto "$DEST/$1" "$2/.$1.partial" >/dev/null
+  want=$(field "$WORK/$1.json" sha256)
+  got=$(sha256 "$2/.$1.partial")
+  if [ -z "$want" ] || [ "$got" != "$want" ] || [ "$(size "$2/.$1.partial")" != "$(field "$WORK/$1.json" size)" ]; then
+    log "CORRUPT $1 in bucket $BUCKET: sha256 $got does not match its manifest ($want)"
+    rm -f "$2/.$1.partial"
+    return 1
+  fi
+  return 0
+}
+
+candidate() {
   out_dir="$1"
   mkdir -p "$out_dir"
   list_remote
   # shellcheck disable=SC2013  # names are openbao-<timestamp>.snap: no blanks
   for name in $(sort -r "$LIST"); do
-    manifest="$WORK/$name.json"
-    if ! "$RCLONE" copyto "$DEST/$name.json" "$manifest" >/dev/null 2>&1; then
+    if ! get_small "$DEST/$name.json" "$WORK/$name.json"; then
       log "skipping $name: no manifest (an unfinished upload)"
       continue
     fi
-    rc "download of $name" copyto "$DEST/$name" "$out_dir/.$name.partial" >/dev/null
-    want=$(field "$manifest" sha256)
-    got=$(sha256 "$out_dir/.$name.partial")
-    if [ "$got" != "$want" ] || [ "$(size "$out_dir/.$name.partial")" != "$(field "$manifest" size)" ]; then
-      log "CORRUPT $name in bucket $BUCKET: sha256 $got does not match its manifest ($want); skipped"
-      rm -f "$out_dir/.$name.partial"
-      continue
+    if is_good "$name"; then
+      log "newest snapshot $name is already marked good ($GOOD/$name.json): nothing to drill"
+      return 0
     fi
+    download_verified "$name" "$out_dir" \
+      || fail "newest snapshot $name in bucket $BUCKET is corrupt: it is not drilled and never marked good"
     mv "$out_dir/.$name.partial" "$out_dir/$name"
-    cp "$manifest" "$out_dir/$name.json"
-    log "fetched $name (sha256 $got, raft index $(field "$manifest" raft_index))"
+    cp "$WORK/$name.json" "$out_dir/$name.json"
+    log "fetched $name for the restore drill (sha256 $got, raft index $(field "$WORK/$name.json" raft_index))"
     printf '%s\n' "$out_dir/$name"
     return 0
   done
-  fail "no snapshot in $DEST matches its manifest"
+  fail "no snapshot with a manifest in $DEST to drill"
+}
+
+mark() {
+  verdict="$1/verdict.json"
+  [ -s "$verdict" ] || { log "no verdict in $1 (nothing was drilled): nothing to mark"; return 0; }
+  name=$(field "$verdict" name)
+  digest=$(field "$verdict" sha256)
+  [ -n "$name" ] && [ -n "$digest" ] || fail "$verdict names no snapshot or sha256"
+  [ "$(field "$verdict" result)" = "good" ] || fail "$verdict does not say good: $name is not marked"
+  remote_sum=$(rc "read-back of $name" hashsum sha256 --download "$DEST/$name" | cut -d' ' -f1)
+  [ "$remote_sum" = "$digest" ] \
+    || fail "$name in bucket $BUCKET now reads back as sha256 $remote_sum, not the drilled $digest: not marked good"
+  rc "marking $name good" copyto "$verdict" "$GOOD/$name.json" >/dev/null
+  log "marked $name good ($GOOD/$name.json: restored, unsealed, raft index and canary checked)"
+}
+
+fetch() {
+  out_dir="$1"
+  mkdir -p "$out_dir"
+  unverified="${BACKUP_REMOTE_ALLOW_UNVERIFIED:-false}"
+  list_remote
+  # shellcheck disable=SC2013  # names are openbao-<timestamp>.snap: no blanks
+  for name in $(sort -r "$LIST"); do
+    if ! get_small "$DEST/$name.json" "$WORK/$name.json"; then
+      log "skipping $name: no manifest (an unfinished upload)"
+      continue
+    fi
+    if is_good "$name"; then
+      if [ "$(field "$WORK/$name.good.json" sha256)" != "$(field "$WORK/$name.json" sha256)" ]; then
+        log "skipping $name: its good/ marker names another sha256 than its manifest"
+        continue
+      fi
+    elif [ "$unverified" = "true" ]; then
+      log "WARNING: $name was never restored by a drill (BACKUP_REMOTE_ALLOW_UNVERIFIED=true)"
+    else
+      log "skipping $name: not marked good by a restore drill (yet)"
+      continue
+    fi
+    download_verified "$name" "$out_dir" || { log "skipped $name"; continue; }
+    mv "$out_dir/.$name.partial" "$out_dir/$name"
+    cp "$WORK/$name.json" "$out_dir/$name.json"
+    log "fetched $name (sha256 $got, raft index $(field "$WORK/$name.json" raft_index))"
+    printf '%s\n' "$out_dir/$name"
+    return 0
+  done
+  if [ "$unverified" = "true" ]; then
+    fail "no snapshot in $DEST matches its manifest"
+  fi
+  fail "no snapshot in $DEST is marked good by a restore drill and matches its manifest (emergency only: BACKUP_REMOTE_ALLOW_UNVERIFIED=true takes the newest unverified one)"
 }
 
 case "${1:-upload}" in
   upload) upload ;;
+  candidate) candidate "${2:?usage: remote.sh candidate DIR}" ;;
+  mark) mark "${2:?usage: remote.sh mark DIR}" ;;
   fetch) fetch "${2:?usage: remote.sh fetch DIR}" ;;
-  *) fail "unknown command $1 (use upload or fetch DIR)" ;;
+  *) fail "unknown command $1 (use upload, candidate DIR, mark DIR or fetch DIR)" ;;
 esac

@@ -25,7 +25,9 @@ RENDER_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "prod-s3": ("prod", {"backup.local": False, "backup.remote": {
         "enabled": True, "endpoint": "https://s3.eu-west-1.amazonaws.com", "bucket": "acme-openbao-backups",
         "region": "eu-west-1", "endpointCidrs": ["52.218.0.0/17"], "credentialsSecretName": "openbao-s3",
-        "caSecretName": "openbao-s3-ca"}}),
+        "caSecretName": "openbao-s3-ca"},
+        # and the restore drill (issue 12, point 2): its CronJob, ServiceAccount and NetworkPolicy
+        "backup.drill": {"enabled": True, "credentialsSecretName": "openbao-backup-drill"}}),
 }
 
 
