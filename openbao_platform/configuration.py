@@ -97,6 +97,25 @@ class ConfigurationTenantArgs(TypedDict, total=False):
     """Token maximum TTL in seconds (token_ttl-86400). Default 14400."""
 
 
+class ConfigurationSecretEngineArgs(TypedDict, total=False):
+    """A secrets engine mounted at ``apps/<name>/``: created and tuned, never disabled."""
+
+    name: Required[str]
+    """Mount name (lower-case letters, digits, '-'); mounted at apps/<name>/."""
+    type: Required[str]
+    """kv-v2, pki or transit."""
+    description: str
+    """One line shown by `bao secrets list`. Default none."""
+    default_lease_ttl: int
+    """Default lease TTL in seconds (60 s-87600 h). Default OpenBao's (the system default)."""
+    max_lease_ttl: int
+    """Maximum lease TTL in seconds (60 s-87600 h). Default OpenBao's."""
+    max_versions: int
+    """kv-v2 only: versions kept per secret (0-1000, 0 = OpenBao's default 10)."""
+    cas_required: bool
+    """kv-v2 only: writes must name the version they replace (check-and-set)."""
+
+
 class OpenBaoConfigurationArgs(TypedDict, total=False):
     """Inputs of OpenBaoConfiguration: the cluster to configure and the declared configuration."""
 
@@ -112,6 +131,8 @@ class OpenBaoConfigurationArgs(TypedDict, total=False):
     """Application namespaces and their access. Default none."""
     policies: list[ConfigurationPolicyArgs]
     """Extra ACL policies tenants may bind. Default none."""
+    secret_engines: list[ConfigurationSecretEngineArgs]
+    """Secrets engines under apps/ (KV v2, PKI, transit). Default none."""
     schedule: str
     """Five-field cron schedule (UTC) of the drift-correcting CronJob. Default */30 * * * *."""
     image: ImageArgs
@@ -146,6 +167,17 @@ def _raw_configuration(args: Mapping[str, Any]) -> dict[str, Any]:
                     body[camel] = list(t[key]) if isinstance(t[key], (list, tuple)) else t[key]
             tenants[t.get("namespace")] = body
         raw["tenants"] = tenants
+    if args.get("secret_engines") is not None:
+        engines = {}
+        for e in args["secret_engines"]:
+            body = {"type": e.get("type")}
+            for key, camel in (("description", "description"), ("default_lease_ttl", "defaultLeaseTtl"),
+                               ("max_lease_ttl", "maxLeaseTtl"), ("max_versions", "maxVersions"),
+                               ("cas_required", "casRequired")):
+                if e.get(key) is not None:
+                    body[camel] = e[key]
+            engines[e.get("name")] = body
+        raw["secretEngines"] = engines
     return raw
 
 

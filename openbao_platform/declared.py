@@ -1,13 +1,16 @@
-"""The declared OpenBao configuration: tenants, extra ACL policies and the reconciler's schedule.
+"""The declared OpenBao configuration: tenants, extra ACL policies, secrets engines and the
+reconciler's schedule.
 
-Stack keys ``tenants``, ``policies`` and ``configuration``; validated like every other key (key,
+Stack keys ``tenants``, ``policies``, ``secretEngines`` and ``configuration``; validated like every other key (key,
 value, fix) before any resource, with the same reader as openbao_platform/settings.py. The
 OpenBaoConfiguration component (openbao_platform/configuration.py) turns them into the
 desired-state ConfigMap its reconcile Job applies inside the cluster.
 
 Names are fixed by kind so the reconciler's static policy can cover exactly what it manages:
 a tenant's policy and its kubernetes auth role are both ``tenant-<namespace>``, an extra
-policy is ``shared-<name>``.
+policy is ``shared-<name>``, a secrets engine is mounted at ``apps/<name>/``. Secrets engines
+are created and tuned, never disabled: disabling a mount deletes every secret, key and
+certificate in it, so the reconciler's policy has no ``delete`` on ``sys/mounts`` at all.
 """
 
 import re
@@ -31,6 +34,14 @@ DEFAULT_SCHEDULE = "*/30 * * * *"
 OWNERSHIP_PATH = "openbao-platform/reconciler"
 TENANT_PREFIX = "tenant-"
 SHARED_PREFIX = "shared-"
+#: Where declared secrets engines are mounted (the reconciler's policy covers only this prefix).
+ENGINE_PREFIX = "apps/"
+#: Declared type -> (``bao secrets enable`` type, KV version or "").
+ENGINE_TYPES = {"kv-v2": ("kv", "2"), "pki": ("pki", ""), "transit": ("transit", "")}
+#: Lease TTL bounds of a declared mount, seconds (ten years: a PKI root's usual ceiling).
+MIN_LEASE_TTL = 60
+MAX_LEASE_TTL = 87600 * 3600
+MAX_KV_VERSIONS = 1000
 
 _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 _PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-+]+)*/?\*?$")
@@ -73,11 +84,31 @@ class AclPolicySettings:
 
 
 @dataclass(frozen=True)
+class SecretEngineSettings:
+    """A declared secrets engine at ``apps/<name>/``: its type and the tuning the reconciler keeps."""
+
+    name: str
+    type: str
+    description: str = ""
+    default_lease_ttl: int | None = None
+    max_lease_ttl: int | None = None
+    max_versions: int | None = None
+    """KV v2 only: versions kept per secret (0 = OpenBao's default, 10)."""
+    cas_required: bool | None = None
+    """KV v2 only: every write must name the version it replaces."""
+
+    @property
+    def path(self) -> str:
+        return f"{ENGINE_PREFIX}{self.name}"
+
+
+@dataclass(frozen=True)
 class ConfigurationSettings:
     """The declared configuration and how often the CronJob re-applies it (drift correction)."""
 
     tenants: tuple[TenantSettings, ...] = ()
     policies: tuple[AclPolicySettings, ...] = ()
+    secret_engines: tuple[SecretEngineSettings, ...] = ()
     schedule: str = DEFAULT_SCHEDULE
     kv_mount: str = "secret"
 
@@ -134,16 +165,22 @@ def _string_list(r: Any, path: str, value: Any, fix: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _ttl(r: Any, path: str, value: Any, default: int) -> int:
+def _duration(r: Any, path: str, value: Any, default: Any, bounds: tuple[int, int], example: str) -> Any:
+    """A duration setting in seconds, within ``bounds``; ``default`` when absent or unreadable."""
     if value is None:
         return default
     s = seconds(value)
     if not isinstance(s, int) or isinstance(s, bool):
         r.fail(path, value, "is not a duration", "use seconds or a duration such as 15m or 1h")
         return default
-    if not MIN_TOKEN_TTL <= s <= MAX_TOKEN_TTL:
-        r.fail(path, value, f"is outside {MIN_TOKEN_TTL}s-{MAX_TOKEN_TTL // 3600}h", "use e.g. 1h (tokens renew; keep them short)")
+    low, high = bounds
+    if not low <= s <= high:
+        r.fail(path, value, f"is outside {low}s-{high // 3600}h", f"use e.g. {example}")
     return s
+
+
+def _ttl(r: Any, path: str, value: Any, default: int) -> int:
+    return _duration(r, path, value, default, (MIN_TOKEN_TTL, MAX_TOKEN_TTL), "1h (tokens renew; keep them short)")
 
 
 def _parse_policies(r: Any, kv_mount: str) -> tuple[AclPolicySettings, ...]:
@@ -247,8 +284,66 @@ def _parse_tenants(r: Any, own_namespace: str, kv_mount: str,
     return tuple(sorted(out, key=lambda t: t.namespace))
 
 
+_ENGINE_KEYS = ["type", "description", "defaultLeaseTtl", "maxLeaseTtl", "maxVersions", "casRequired"]
+_KV_ONLY_KEYS = ("maxVersions", "casRequired")
+
+
+def _lease_ttl(r: Any, path: str, value: Any) -> int | None:
+    return _duration(r, path, value, None, (MIN_LEASE_TTL, MAX_LEASE_TTL), "768h")
+
+
+def _parse_secret_engines(r: Any) -> tuple[SecretEngineSettings, ...]:
+    raw = r.get("secretEngines", object, None, "")  # a mapping of names the user chooses: checked below
+    if raw is None:
+        return ()
+    example = "write e.g. secretEngines: {payments-kv: {type: kv-v2}, orders-transit: {type: transit}}"
+    if not isinstance(raw, Mapping):
+        r.fail("secretEngines", raw, "must be a mapping of mount names to engine settings", example)
+        return ()
+    out = []
+    for name, body in raw.items():
+        key = f"secretEngines.{name}"
+        if not isinstance(name, str) or not _POLICY_NAME.match(name):
+            r.fail(key, name, "is not a mount name (lower-case letters, digits and '-', at most 50)",
+                   f"use e.g. payments-kv (mounted at {ENGINE_PREFIX}payments-kv/)")
+        if not isinstance(body, Mapping):
+            r.fail(key, body, "must be a mapping", example)
+            continue
+        r.unknown_keys(key, _ENGINE_KEYS)
+        kind = body.get("type")
+        if kind not in ENGINE_TYPES:
+            r.fail(f"{key}.type", kind, "is not a supported secrets engine type",
+                   f"use one of {', '.join(ENGINE_TYPES)}")
+        for k in _KV_ONLY_KEYS:
+            if body.get(k) is not None and kind != "kv-v2":
+                r.fail(f"{key}.{k}", body.get(k), f"applies to kv-v2 mounts only (this one is {kind})", f"remove {k}")
+        description = body.get("description", "")
+        if not isinstance(description, str) or any(ord(c) < 32 for c in description) or len(description) > 200:
+            r.fail(f"{key}.description", description, "must be one line of text (at most 200 characters)",
+                   "use e.g. 'payments team secrets'")
+            description = ""
+        default_ttl = _lease_ttl(r, f"{key}.defaultLeaseTtl", body.get("defaultLeaseTtl"))
+        max_ttl = _lease_ttl(r, f"{key}.maxLeaseTtl", body.get("maxLeaseTtl"))
+        if default_ttl is not None and max_ttl is not None and default_ttl > max_ttl:
+            r.fail(f"{key}.defaultLeaseTtl", body.get("defaultLeaseTtl"), f"is longer than maxLeaseTtl ({max_ttl}s)",
+                   "lower defaultLeaseTtl or raise maxLeaseTtl")
+        versions = body.get("maxVersions")
+        if versions is not None and (isinstance(versions, bool) or not isinstance(versions, int)
+                                     or not 0 <= versions <= MAX_KV_VERSIONS):
+            r.fail(f"{key}.maxVersions", versions, f"must be an integer 0-{MAX_KV_VERSIONS}", "use e.g. 10")
+            versions = None
+        cas = body.get("casRequired")
+        if cas is not None and not isinstance(cas, bool):
+            r.fail(f"{key}.casRequired", cas, "must be true or false", "use true to require check-and-set writes")
+            cas = None
+        out.append(SecretEngineSettings(name=str(name), type=str(kind), description=description,
+                                        default_lease_ttl=default_ttl, max_lease_ttl=max_ttl,
+                                        max_versions=versions, cas_required=cas))
+    return tuple(sorted(out, key=lambda e: e.name))
+
+
 def parse_configuration(r: Any, own_namespace: str, kv_mount: str) -> ConfigurationSettings:
-    """``tenants``, ``policies`` and ``configuration.schedule``; problems recorded on ``r``."""
+    """``tenants``, ``policies``, ``secretEngines`` and ``configuration.schedule``; problems recorded on ``r``."""
     r.section("configuration")
     r.unknown_keys("configuration", ["schedule"])
     schedule = r.get("configuration.schedule", str, DEFAULT_SCHEDULE, "use a five-field cron expression, e.g. '*/30 * * * *'")
@@ -257,7 +352,9 @@ def parse_configuration(r: Any, own_namespace: str, kv_mount: str) -> Configurat
                "use e.g. '*/30 * * * *' (every 30 minutes)")
     policies = _parse_policies(r, kv_mount)
     tenants = _parse_tenants(r, own_namespace, kv_mount, policies)
-    return ConfigurationSettings(tenants=tenants, policies=policies, schedule=schedule, kv_mount=kv_mount)
+    engines = _parse_secret_engines(r)
+    return ConfigurationSettings(tenants=tenants, policies=policies, secret_engines=engines, schedule=schedule,
+                                 kv_mount=kv_mount)
 
 
 # ---- the desired state: one file per object, as the ConfigMap holds it --------------------
@@ -293,9 +390,20 @@ def role_lines(t: TenantSettings) -> str:
     ]) + "\n"
 
 
+def mount_lines(e: SecretEngineSettings) -> str:
+    """The mount file: key=value lines; only what is declared is enforced (the rest stays as OpenBao sets it)."""
+    values: list[tuple[str, Any]] = [("type", e.type), ("description", e.description or None),
+                                     ("default_lease_ttl", e.default_lease_ttl), ("max_lease_ttl", e.max_lease_ttl),
+                                     ("max_versions", e.max_versions), ("cas_required", e.cas_required)]
+    lines = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in values if v is not None]
+    return "\n".join(lines) + "\n"
+
+
 def desired_state(c: ConfigurationSettings) -> dict[str, str]:
-    """Every managed object as a ConfigMap entry: ``policy.<name>.hcl`` and ``role.<name>``."""
+    """Every managed object as a ConfigMap entry: ``mount.<name>``, ``policy.<name>.hcl`` and ``role.<name>``."""
     files: dict[str, str] = {}
+    for e in c.secret_engines:
+        files[f"mount.{e.name}"] = mount_lines(e)
     for p in c.policies:
         files[f"policy.{p.policy_name}.hcl"] = policy_hcl(f"extra policy {p.name}", dict(p.rules))
     for t in c.tenants:

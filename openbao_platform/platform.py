@@ -12,7 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from openbao_platform.backup import OpenBaoBackup, OpenBaoBackupArgs, RemoteBackupArgs
+from openbao_platform.backup import DrillArgs, OpenBaoBackup, OpenBaoBackupArgs, RemoteBackupArgs
 from openbao_platform.cluster import (
     ClusterAuditArgs,
     ClusterResourcesArgs,
@@ -26,6 +26,7 @@ from openbao_platform.cluster import (
 from openbao_platform.configuration import (
     ConfigurationPolicyArgs,
     ConfigurationRuleArgs,
+    ConfigurationSecretEngineArgs,
     ConfigurationTenantArgs,
     OpenBaoConfiguration,
     OpenBaoConfigurationArgs,
@@ -188,6 +189,14 @@ def backup_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBaoBackup
         if r.service_account_annotations:
             remote["service_account_annotations"] = dict(r.service_account_annotations)
         args["remote"] = remote
+    args["kv_mount"] = s.self_init.kv_mount
+    d = s.backup.drill
+    if r.enabled and d.enabled:
+        args["drill"] = DrillArgs(enabled=True, schedule=d.schedule, credentials_secret_name=d.credentials_secret_name or "")
+        args.update(unseal_secret_name=f"{s.name}-unseal", unseal_key_id=s.unseal.key_id,
+                    dns_namespace=s.network.dns_namespace, dns_pod_labels=dict(s.network.dns_pod_labels))
+        if s.unseal.previous_key_id:
+            args["unseal_previous_key_id"] = s.unseal.previous_key_id
     return args
 
 
@@ -199,9 +208,16 @@ def configuration_args(s: Settings, ca_secret_name: pulumi.Input[str]) -> OpenBa
                                        token_max_ttl=t.token_max_ttl) for t in c.tenants]
     policies = [ConfigurationPolicyArgs(name=p.name, rules=[ConfigurationRuleArgs(path=path, capabilities=list(caps))
                                                             for path, caps in p.rules]) for p in c.policies]
+    engines = []
+    for e in c.secret_engines:
+        engine = ConfigurationSecretEngineArgs(name=e.name, type=e.type)
+        for key in ("description", "default_lease_ttl", "max_lease_ttl", "max_versions", "cas_required"):
+            if getattr(e, key) not in (None, ""):
+                engine[key] = getattr(e, key)  # type: ignore[literal-required]
+        engines.append(engine)
     return OpenBaoConfigurationArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
                                     kv_mount=s.self_init.kv_mount, tenants=tenants, policies=policies,
-                                    schedule=c.schedule, image=image_args(s.image))
+                                    secret_engines=engines, schedule=c.schedule, image=image_args(s.image))
 
 
 def monitoring_args(s: Settings, ca_secret_name: pulumi.Input[str],
@@ -209,9 +225,14 @@ def monitoring_args(s: Settings, ca_secret_name: pulumi.Input[str],
     """The renewal alert's time: the certificate's notAfter minus the stack's early-renewal window."""
     due = pulumi.Output.from_input(server_cert_not_after).apply(
         lambda t: renewal_time(t, s.pki.early_renewal_hours))
-    return OpenBaoMonitoringArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
-                                 server_cert_renewal_time=due, replicas=s.replicas,
-                                 release_label=s.monitoring.release_label)
+    args = OpenBaoMonitoringArgs(name=s.name, namespace=s.namespace, ca_secret_name=ca_secret_name,
+                                 server_cert_renewal_time=due, server_cert_expiry_time=server_cert_not_after,
+                                 replicas=s.replicas, release_label=s.monitoring.release_label)
+    if s.backup.enabled:
+        args["backup_schedule"] = s.backup.schedule
+        if s.backup.remote.enabled and s.backup.drill.enabled:
+            args["drill_schedule"] = s.backup.drill.schedule
+    return args
 
 
 @dataclass(frozen=True)
@@ -258,7 +279,10 @@ class OpenBaoPlatform(pulumi.ComponentResource):
             OpenBaoEdge(f"{name}-edge", edge_args(s, ca_cert_pem=pki.ca_cert_pem),
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, pki]))
         if s.backup.enabled:
-            OpenBaoBackup(f"{name}-backup", backup_args(s, ca_secret_name=pki.ca_secret_name), opts=in_ns)
+            b_args = backup_args(s, ca_secret_name=pki.ca_secret_name)
+            if "drill" in b_args:
+                b_args["unseal_secret_name"] = unseal.secret_name  # the drill mounts it: ordered after it
+            OpenBaoBackup(f"{name}-backup", b_args, opts=in_ns)
         if s.self_init.enabled:
             # The Job waits for the cluster: a reconcile needs a serving, initialised leader.
             OpenBaoConfiguration(f"{name}-configuration", configuration_args(s, ca_secret_name=pki.ca_secret_name),

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from openbao_platform.declared import OWNERSHIP_PATH, SHARED_PREFIX, TENANT_PREFIX
+from openbao_platform.declared import ENGINE_PREFIX, OWNERSHIP_PATH, SHARED_PREFIX, TENANT_PREFIX
 from openbao_platform.naming import NamedCluster
 from openbao_platform.scripts import script
 from openbao_platform.settings import (
@@ -225,20 +225,35 @@ def _policy(rules: dict[str, list[str]]) -> str:
 
 
 ADMIN_POLICY = _policy({"*": ["create", "read", "update", "patch", "delete", "list", "sudo"]})
-BACKUP_POLICY = _policy({"sys/storage/raft/snapshot": ["read"]})
+#: KV v2 entry (under the self-init KV mount) the backup job writes just before each snapshot; the
+#: restore drill reads it back from the restored copy (docs/runbook-backup.md, "Restore drill").
+BACKUP_CANARY_PATH = "openbao-platform/backup-canary"
+
+
+def backup_policy(kv_mount: str) -> str:
+    """Read the snapshot, and write (never read or list) the one canary entry: nothing else."""
+    return _policy({"sys/storage/raft/snapshot": ["read"],
+                    f"{kv_mount}/data/{BACKUP_CANARY_PATH}": ["create", "update"]})
+
+
 #: KV v2 entry (under the self-init KV mount) where the reconciler records what it owns.
 RECONCILER_OWNERSHIP_PATH = OWNERSHIP_PATH
 
 
 def reconciler_policy(kv_mount: str) -> str:
     """Exactly what reconcile.sh manages: policies tenant-* and shared-*, kubernetes auth roles
-    tenant-*, and its ownership record. Not sys/mounts, not other policies, not admin/backup."""
+    tenant-*, secrets engines under apps/ (enable, read, tune and KV config; never disable:
+    no delete on sys/mounts, so no reconcile can destroy a mount's data), and its ownership
+    record. Not other mounts, not other policies, not admin/backup."""
     manage = ["create", "read", "update", "delete"]
+    keep = ["create", "read", "update"]
     return _policy({
         f"sys/policies/acl/{TENANT_PREFIX}*": manage,
         f"sys/policies/acl/{SHARED_PREFIX}*": manage,
         f"auth/kubernetes/role/{TENANT_PREFIX}*": manage,
-        f"{kv_mount}/data/{RECONCILER_OWNERSHIP_PATH}": ["create", "read", "update"],
+        f"sys/mounts/{ENGINE_PREFIX}*": keep,
+        f"{ENGINE_PREFIX}+/config": keep,
+        f"{kv_mount}/data/{RECONCILER_OWNERSHIP_PATH}": keep,
     })
 
 
@@ -262,7 +277,7 @@ def initialize_config(spec: ClusterSpec, paths: ConfigPaths = PATHS) -> dict[str
             "enable-kv", "update", f"sys/mounts/{si.kv_mount}", {"type": "kv", "options": {"version": "2"}})]}},
         {"policies": {"request": [
             _request("policy-admin", "update", "sys/policies/acl/admin", {"policy": ADMIN_POLICY}),
-            _request("policy-backup", "update", "sys/policies/acl/backup", {"policy": BACKUP_POLICY}),
+            _request("policy-backup", "update", "sys/policies/acl/backup", {"policy": backup_policy(si.kv_mount)}),
         ] + ([_request("policy-reconciler", "update", "sys/policies/acl/reconciler",
                         {"policy": reconciler_policy(si.kv_mount)})] if spec.reconciler_auth_role else [])}},
     ]

@@ -189,10 +189,12 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """Declarative audit devices: a file on its own volume and/or stdout."""
+    """Declarative audit devices: a file on its own volume and/or stdout. Both by default:
+    OpenBao refuses every request when no device can log it, so one device on one volume
+    makes a full audit PVC a total outage (docs/runbook-full-volumes.md)."""
 
     file: bool = True
-    stdout: bool = False
+    stdout: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,15 @@ class RemoteBackupSettings:
 
 
 @dataclass(frozen=True)
+class DrillSettings:
+    """The restore drill: restores the bucket's newest snapshot in a throwaway node, then marks it good."""
+
+    enabled: bool = False
+    schedule: str = "30 */6 * * *"
+    credentials_secret_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class BackupSettings:
     """Scheduled Raft snapshots to their own volume and, optionally, to object storage."""
 
@@ -231,6 +242,7 @@ class BackupSettings:
     size: str = "20Gi"
     local: bool = True
     remote: RemoteBackupSettings = field(default_factory=RemoteBackupSettings)
+    drill: DrillSettings = field(default_factory=DrillSettings)
 
 
 @dataclass(frozen=True)
@@ -631,7 +643,7 @@ def _parse_audit(r: _Reader) -> AuditSettings:
     r.section("audit")
     r.unknown_keys("audit", ["file", "stdout"])
     f = r.get("audit.file", bool, True, "use true or false")
-    s = r.get("audit.stdout", bool, False, "use true or false")
+    s = r.get("audit.stdout", bool, True, "use true or false")
     if not f and not s:
         r.fail("audit.file", f, "no audit device would be enabled", "enable audit.file (recommended) or audit.stdout")
     return AuditSettings(file=f, stdout=s)
@@ -732,9 +744,33 @@ def _parse_remote(r: _Reader) -> RemoteBackupSettings:
                                 endpoint_cidrs=cidrs, endpoint_port=port)
 
 
+def _parse_drill(r: _Reader, remote: RemoteBackupSettings) -> DrillSettings:
+    """``backup.drill``: the restore drill needs the bucket and the drill user's password Secret."""
+    p = "backup.drill"
+    r.section(p)
+    r.unknown_keys(p, ["enabled", "schedule", "credentialsSecretName"])
+    d = DrillSettings()
+    on = r.get(f"{p}.enabled", bool, d.enabled, "use true or false")
+    sched = r.get(f"{p}.schedule", str, d.schedule, "use a five-field cron expression, e.g. '30 */6 * * *'")
+    creds = r.get(f"{p}.credentialsSecretName", str, None,
+                  "name a Secret in the namespace with key password (the backup-drill user's, docs/runbook-backup.md)")
+    if not is_five_field_cron(sched):
+        r.fail(f"{p}.schedule", sched, "is not a five-field cron expression",
+               "use e.g. '30 */6 * * *' (30 minutes after each default backup)")
+    if creds is not None and (len(creds) > 253 or not _DNS1123_SUBDOMAIN.match(creds)):
+        r.fail(f"{p}.credentialsSecretName", creds, "is not a valid Kubernetes object name", "use the Secret's name")
+    if on and not remote.enabled:
+        r.fail(f"{p}.enabled", on, "needs backup.remote.enabled: the drill restores the bucket's snapshots",
+               "enable backup.remote, or set backup.drill.enabled false")
+    if on and creds is None:
+        r.fail(f"{p}.credentialsSecretName", None, "is required with backup.drill.enabled: the drill reads the canary "
+               "as the backup-drill user of the restored data", "create the Secret as in docs/runbook-backup.md and name it")
+    return DrillSettings(enabled=on, schedule=sched, credentials_secret_name=creds)
+
+
 def _parse_backup(r: _Reader) -> BackupSettings:
     r.section("backup")
-    r.unknown_keys("backup", ["enabled", "schedule", "keep", "size", "local", "remote"])
+    r.unknown_keys("backup", ["enabled", "schedule", "keep", "size", "local", "remote", "drill"])
     on = r.get("backup.enabled", bool, True, "use true or false")
     sched = r.get("backup.schedule", str, "0 */6 * * *", "use a five-field cron expression, e.g. '0 */6 * * *'")
     keep = r.get("backup.keep", int, 28, "use a whole number >= 1")
@@ -749,7 +785,8 @@ def _parse_backup(r: _Reader) -> BackupSettings:
     if not local and not remote.enabled:
         r.fail("backup.local", local, "with backup.remote.enabled false no snapshot would be kept anywhere",
                "keep backup.local true, or enable backup.remote")
-    return BackupSettings(enabled=on, schedule=sched, keep=keep, size=size, local=local, remote=remote)
+    drill = _parse_drill(r, remote)
+    return BackupSettings(enabled=on, schedule=sched, keep=keep, size=size, local=local, remote=remote, drill=drill)
 
 
 _T = TypeVar("_T")
@@ -879,7 +916,7 @@ def validate_args(component: str, section: str, args: Mapping[str, Any],
 
 _TOP_LEVEL = ["namespace", "name", "production", "protect", "replicas", "tlsMinVersion", "image", "storage",
               "resources", "topology", "pki", "unseal", "selfInit", "ingress", "network", "audit",
-              "monitoring", "backup", "tenants", "policies", "configuration"]
+              "monitoring", "backup", "tenants", "policies", "secretEngines", "configuration"]
 
 
 def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
@@ -916,10 +953,10 @@ def parse_settings(raw: Mapping[str, Any], stack: str) -> Settings:
         r.fail("backup.enabled", True, "the backup job logs in with the kubernetes auth role that self-init creates",
                "enable selfInit, or set backup.enabled to false")
     configuration = parse_configuration(r, namespace, self_init.kv_mount)
-    if not self_init.enabled and (configuration.tenants or configuration.policies):
+    if not self_init.enabled and (configuration.tenants or configuration.policies or configuration.secret_engines):
         r.fail("tenants", [t.namespace for t in configuration.tenants] or None,
                "the reconciler logs in with the kubernetes auth role that self-init creates",
-               "enable selfInit, or remove tenants and policies")
+               "enable selfInit, or remove tenants, policies and secretEngines")
     clash = set(network.client_namespaces) & {t.namespace for t in configuration.tenants}
     if clash:
         r.fail("network.clientNamespaces", sorted(clash), "lists tenant namespaces, which reach the API already",

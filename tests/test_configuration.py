@@ -25,6 +25,9 @@ from tests.support.program import run_program, stack_config
 TENANTS = {"team-a": {"serviceAccounts": ["app"]},
            "team-b": {"serviceAccounts": ["web", "api"], "policies": ["ci"], "tokenTtl": "15m", "tokenMaxTtl": "1h"}}
 POLICIES = {"ci": {"secret/data/shared/*": ["read", "list"]}}
+ENGINES = {"payments-kv": {"type": "kv-v2", "description": "payments team", "maxVersions": 5, "casRequired": True},
+           "web-pki": {"type": "pki", "defaultLeaseTtl": "1h", "maxLeaseTtl": "720h"},
+           "orders-transit": {"type": "transit"}}
 
 
 def settings(**raw: Any):
@@ -73,6 +76,19 @@ def test_tenants_default_to_their_own_subtree_and_bounded_ttls() -> None:
     ({"policies": {"Bad_Name": {"secret/data/x": ["read"]}}}, "policies.Bad_Name = \"Bad_Name\": is not a policy name"),
     ({"policies": {"ci": {"sys/raw/*": ["read"]}}}, "is under sys/"),
     ({"configuration": {"schedule": "often"}}, "configuration.schedule = \"often\": is not a five-field cron"),
+    ({"secretEngines": {"kv": {"type": "kv-v1"}}}, "secretEngines.kv.type = \"kv-v1\": is not a supported secrets engine type"),
+    ({"secretEngines": {"kv": {}}}, "secretEngines.kv.type = null: is not a supported"),
+    ({"secretEngines": {"Team_KV": {"type": "kv-v2"}}}, "secretEngines.Team_KV = \"Team_KV\": is not a mount name"),
+    ({"secretEngines": {"pki": {"type": "pki", "maxVersions": 3}}},
+     "secretEngines.pki.maxVersions = 3: applies to kv-v2 mounts only"),
+    ({"secretEngines": {"kv": {"type": "kv-v2", "maxVersions": -1}}}, "secretEngines.kv.maxVersions = -1: must be an integer"),
+    ({"secretEngines": {"kv": {"type": "kv-v2", "casRequired": "yes"}}}, "secretEngines.kv.casRequired = \"yes\": must be true or false"),
+    ({"secretEngines": {"pki": {"type": "pki", "maxLeaseTtl": "100000h"}}}, "secretEngines.pki.maxLeaseTtl = \"100000h\": is outside"),
+    ({"secretEngines": {"pki": {"type": "pki", "defaultLeaseTtl": "2h", "maxLeaseTtl": "1h"}}},
+     "secretEngines.pki.defaultLeaseTtl = \"2h\": is longer than maxLeaseTtl"),
+    ({"secretEngines": {"kv": {"type": "kv-v2", "description": "two\nlines"}}}, "must be one line of text"),
+    ({"secretEngines": {"kv": {"type": "kv-v2", "mountPath": "kv"}}}, "secretEngines.kv.mountPath = \"kv\": is not a setting"),
+    ({"secretEngines": ["kv"]}, "secretEngines = [\"kv\"]: must be a mapping"),
     ({"configuration": {"scheduel": "x"}}, "configuration.scheduel = \"x\": is not a setting"),
     ({"tenants": {"team-a": {"serviceAccounts": ["app"]}}, "network": {"clientNamespaces": ["team-a"]}},
      "network.clientNamespaces = [\"team-a\"]: lists tenant namespaces"),
@@ -97,6 +113,12 @@ def test_desired_state_is_one_file_per_object() -> None:
     assert ('path "secret/data/tenants/team-a/*" {\n  capabilities = ["create", "read", "update", "patch", '
             '"delete", "list"]\n}') in files["policy.tenant-team-a.hcl"]
     assert 'path "secret/data/shared/*" {\n  capabilities = ["read", "list"]\n}' in files["policy.shared-ci.hcl"]
+    engines = desired_state(settings(secretEngines=ENGINES).configuration)
+    assert sorted(engines) == ["mount.orders-transit", "mount.payments-kv", "mount.web-pki"]
+    assert engines["mount.payments-kv"].splitlines() == ["type=kv-v2", "description=payments team", "max_versions=5",
+                                                         "cas_required=true"]
+    assert engines["mount.web-pki"].splitlines() == ["type=pki", "default_lease_ttl=3600", "max_lease_ttl=2592000"]
+    assert engines["mount.orders-transit"] == "type=transit\n"  # nothing else declared: nothing else enforced
     narrowed = desired_state(settings(tenants={"team-a": {"serviceAccounts": ["app"], "write": []}}).configuration)
     assert '"create"' not in narrowed["policy.tenant-team-a.hcl"] and '"read", "list"' in narrowed["policy.tenant-team-a.hcl"]
 
@@ -157,6 +179,9 @@ def test_component_args_are_validated_with_the_stack_rules(monkeypatch: pytest.M
                          "OpenBaoConfigurationArgs.tenants.team-a.service_accounts = \"*\"")
     assert "OpenBaoConfigurationArgs.tenants.team-a.read = \"sys/*\": is under sys/" in text
     assert "is not an OpenBao capability" in text
+    engines = {**args, "tenants": [], "policies": [], "secret_engines": [{"name": "kv", "type": "kv-v1"}]}
+    rejected_args(lambda: OpenBaoConfiguration("cfg", engines), monkeypatch,
+                  "OpenBaoConfigurationArgs.secret_engines.kv.type = \"kv-v1\": is not a supported secrets engine type")
 
 
 # --- the platform: self-init, network, wiring -------------------------------------------------
@@ -171,6 +196,9 @@ def test_self_init_creates_the_reconciler_role_with_a_narrow_policy() -> None:
     assert policy == {"sys/policies/acl/tenant-*": {"capabilities": ["create", "read", "update", "delete"]},
                       "sys/policies/acl/shared-*": {"capabilities": ["create", "read", "update", "delete"]},
                       "auth/kubernetes/role/tenant-*": {"capabilities": ["create", "read", "update", "delete"]},
+                      # mounts under apps/: enable, read, tune, KV config; never delete (disable)
+                      "sys/mounts/apps/*": {"capabilities": ["create", "read", "update"]},
+                      "apps/+/config": {"capabilities": ["create", "read", "update"]},
                       "secret/data/openbao-platform/reconciler": {"capabilities": ["create", "read", "update"]}}
     assert not any("sudo" in v["capabilities"] for v in policy.values())
     off = cluster_spec({**cluster_args(s, "t", "u", "i"), "reconciler_auth_role": False})

@@ -83,11 +83,19 @@ def _devices(settings: Any) -> dict[str, dict[str, Any]]:
 
 def test_audit_devices_follow_settings() -> None:
     prod, dev = _devices(PROD), _devices(DEV)
-    assert [n.split("-")[0] for n in prod] == ["file"]
+    assert [n.split("-")[0] for n in prod] == ["file", "stdout"]  # two devices (docs/runbook-full-volumes.md)
     assert [n.split("-")[0] for n in dev] == ["file", "stdout"]
-    (file_dev,) = prod.values()
+    file_dev = prod[next(n for n in prod if n.startswith("file"))]
     assert file_dev["options"] == {"file_path": "/openbao/audit/audit.log", "mode": "0600"}
+    only_file = _devices(stack_spec({**stack_config("prod"), "audit": {"file": True, "stdout": False}}, "prod"))
+    assert [n.split("-")[0] for n in only_file] == ["file"]
     assert dev[next(n for n in dev if n.startswith("stdout"))]["options"] == {"file_path": "stdout"}
+
+
+def test_audit_default_is_a_file_and_a_stdout_device() -> None:
+    """A stack that says nothing about audit gets a second device off the audit volume."""
+    devices = _devices(stack_spec({k: v for k, v in stack_config("dev").items() if k != "audit"}, "dev"))
+    assert sorted(d["options"]["file_path"] for d in devices.values()) == ["/openbao/audit/audit.log", "stdout"]
 
 
 def test_audit_option_change_renames_the_device() -> None:
@@ -118,8 +126,9 @@ def test_self_init_requests() -> None:
     assert requests["kubernetes-role-admin"]["data"]["bound_service_account_names"] == ["openbao-admin"]
     assert requests["kubernetes-role-admin"]["data"]["bound_service_account_namespaces"] == ["openbao"]
     assert requests["kubernetes-role-backup"]["data"]["token_policies"] == ["backup"]
-    assert json.loads(requests["policy-backup"]["data"]["policy"]) == {
-        "path": {"sys/storage/raft/snapshot": {"capabilities": ["read"]}}}
+    assert json.loads(requests["policy-backup"]["data"]["policy"]) == {  # snapshot, and write the drill's canary
+        "path": {"sys/storage/raft/snapshot": {"capabilities": ["read"]},
+                 "secret/data/openbao-platform/backup-canary": {"capabilities": ["create", "update"]}}}
     assert requests["autopilot-config"]["data"]["server_stabilization_time"] == "3s"
     assert requests["kubernetes-config"]["data"]["kubernetes_ca_cert"]["eval_source"] == "file"
 

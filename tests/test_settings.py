@@ -185,8 +185,40 @@ def test_backup_schedule_and_keep() -> None:
     one_problem({"backup": {"keep": 0}}, "backup.keep", "at least one")
 
 
+_REMOTE = {"enabled": True, "endpoint": "https://s3.eu-west-1.amazonaws.com", "bucket": "acme-openbao-backups",
+           "endpointCidrs": ["52.218.0.0/17"], "credentialsSecretName": "openbao-s3"}
+
+
+def test_backup_drill_needs_the_bucket_and_its_secret() -> None:
+    one_problem({"backup": {"drill": {"enabled": True, "credentialsSecretName": "d"}}},
+                "backup.drill.enabled", "needs backup.remote.enabled")
+    one_problem({"backup": {"remote": _REMOTE, "drill": {"enabled": True}}},
+                "backup.drill.credentialsSecretName", "is required with backup.drill.enabled", "runbook-backup.md")
+
+
+def test_backup_drill_schedule_secret_name_and_type() -> None:
+    one_problem({"backup": {"drill": {"schedule": "every hour"}}}, "backup.drill.schedule", "five-field cron")
+    one_problem({"backup": {"drill": {"credentialsSecretName": "Bad Name"}}},
+                "backup.drill.credentialsSecretName", "not a valid Kubernetes object name")
+    one_problem({"backup": {"drill": {"enabled": "yes"}}}, "backup.drill.enabled", "true or false")
+    one_problem({"backup": {"drill": {"color": "blue"}}}, "backup.drill.color", "not a setting")
+    one_problem({"backup": {"drill": "on"}}, "backup.drill", "must be an object")
+    s = parse_settings({"backup": {"remote": _REMOTE, "drill": {"enabled": True, "credentialsSecretName": "d"}}}, "t")
+    assert s.backup.drill.enabled and s.backup.drill.schedule == "30 */6 * * *"
+    assert parse_settings({}, "t").backup.drill.enabled is False  # default: nothing new deployed
+
+
 def test_audit_needs_a_device() -> None:
     one_problem({"audit": {"file": False, "stdout": False}}, "audit.file", "no audit device")
+
+
+def test_audit_defaults_to_two_devices() -> None:
+    """OpenBao refuses every request no device can log: a lone file device makes a full
+    audit PVC an outage (tests/e2e/test_fault_volumes.py), so stdout is on unless turned off."""
+    a = parse_settings({}, "t").audit
+    assert (a.file, a.stdout) == (True, True)
+    a = parse_settings({"audit": {"stdout": False}}, "t").audit
+    assert (a.file, a.stdout) == (True, False)  # still allowed, explicitly
 
 
 def test_section_must_be_object() -> None:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from openbao_platform import renewal
+from openbao_platform.cron import longest_interval
 from openbao_platform.settings import parse_settings
 from tests.support.program import ROOT, stack_config
 
@@ -122,75 +123,12 @@ def pulumi_jobs() -> list[tuple[str, dict[str, Any], str, dict[str, Any]]]:
     return [j for j in jobs() if pulumi_steps(j[3])]
 
 
-# --- a small cron reader (the five standard fields; enough for a schedule's gaps) --------
-
-_FIELDS = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-
-
-def _cron_field(text: str, low: int, high: int) -> set[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        m = re.fullmatch(r"(\*|\d+(?:-\d+)?)(?:/(\d+))?", part)
-        assert m, f"unsupported cron field {text!r}"
-        span, step = m.group(1), int(m.group(2) or 1)
-        if span == "*":
-            a, b = low, high
-        elif "-" in span:
-            a, b = map(int, span.split("-"))
-        else:
-            a = b = int(span)
-            if m.group(2):
-                b = high
-        assert low <= a <= b <= high, f"cron field {text!r} out of range"
-        values.update(range(a, b + 1, step))
-    return values
-
-
-def cron_times(expr: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    """Every time (UTC, GitHub's cron zone) ``expr`` fires in [start, end)."""
-    fields = expr.split()
-    assert len(fields) == 5, f"cron {expr!r} needs five fields"
-    minutes, hours, doms, months, dows = (_cron_field(f, lo, hi) for f, (lo, hi) in zip(fields, _FIELDS))
-    dows = {d % 7 for d in dows}
-    dom_any, dow_any = fields[2] == "*", fields[4] == "*"
-    times, day = [], start.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < end:
-        dow = (day.weekday() + 1) % 7  # cron: Sunday is 0
-        if dom_any and dow_any:
-            day_ok = True
-        elif dom_any or dow_any:
-            day_ok = (day.day in doms) if not dom_any else (dow in dows)
-        else:
-            day_ok = day.day in doms or dow in dows
-        if day.month in months and day_ok:
-            times += [day.replace(hour=h, minute=m) for h in sorted(hours) for m in sorted(minutes)]
-        day += dt.timedelta(days=1)
-    return [t for t in times if start <= t < end]
+# --- schedules: openbao_platform.cron (cronsim) reads them --------------------------------
 
 
 def longest_gap(exprs: list[str]) -> dt.timedelta:
-    """The longest time between two consecutive scheduled runs over two years (a leap year
-    included), several cron entries merged as GitHub does."""
-    start = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
-    end = start + dt.timedelta(days=731)
-    times = sorted({t for e in exprs for t in cron_times(e, start, end)})
-    assert len(times) >= 2, f"{exprs} fires less than twice in two years"
-    return max(b - a for a, b in zip(times, times[1:]))
-
-
-def test_cron_reader() -> None:
-    assert longest_gap(["23 4 * * *"]) == dt.timedelta(days=1)
-    assert longest_gap(["*/15 * * * *"]) == dt.timedelta(minutes=15)
-    assert longest_gap(["0 3 * * 1"]) == dt.timedelta(days=7)
-    assert longest_gap(["0 0 1 * *"]) == dt.timedelta(days=31)
-    assert longest_gap(["0 0 1,15 * *"]) == dt.timedelta(days=17)  # the 15th to the 1st of a 31-day month
-    assert longest_gap(["0 6 * * 1-5"]) == dt.timedelta(days=3)    # Friday to Monday
-    assert longest_gap(["0 0 * * 1", "0 0 * * 4"]) == dt.timedelta(days=4)
-    assert longest_gap(["0 0 * * 0,7"]) == dt.timedelta(days=7)     # 0 and 7 are both Sunday
-    with pytest.raises(AssertionError, match="less than twice"):
-        longest_gap(["0 0 29 2 *"])
-    with pytest.raises(AssertionError, match="unsupported"):
-        longest_gap(["0 0 * * MON"])
+    """The longest time between two consecutive scheduled runs, several cron entries merged as GitHub does."""
+    return dt.timedelta(seconds=longest_interval(*exprs))
 
 
 # --- the properties ---------------------------------------------------------------------

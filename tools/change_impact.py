@@ -807,6 +807,21 @@ def _in_remote(s: Settings, key: str, value: Any) -> list[Scenario]:
                      label="with backup.remote enabled" if ctx else "")]
 
 
+def _drill(s: Settings, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Context: the bucket, and the restore drill on (the backup.drill keys do nothing otherwise)."""
+    ctx = _remote(s)
+    if not s.backup.drill.enabled:
+        ctx = {**ctx, "backup.drill.enabled": True}
+    if s.backup.drill.credentials_secret_name is None:
+        ctx = {**ctx, "backup.drill.credentialsSecretName": "openbao-backup-drill"}
+    return {**ctx, **(extra or {})}
+
+
+def _in_drill(s: Settings, key: str, value: Any) -> list[Scenario]:
+    ctx = _drill(s)
+    return [Scenario({f"backup.drill.{key}": value}, context=ctx, label="with the restore drill on" if ctx else "")]
+
+
 #: Key -> the representative change(s) of it for a stack's parsed settings.
 SAMPLES: dict[str, Callable[[Settings], list[Scenario]]] = {
     "namespace": lambda s: _one("namespace", s.namespace + "-b"),
@@ -887,6 +902,8 @@ SAMPLES: dict[str, Callable[[Settings], list[Scenario]]] = {
     "network.clientNamespaces": lambda s: _one("network.clientNamespaces", [*s.network.client_namespaces, "reports"]),
     "tenants": lambda s: _one("tenants", {**_declared_tenants(s), "reports": {"serviceAccounts": ["app"]}}),
     "policies": lambda s: _one("policies", {**_declared_policies(s), "ci-read": {"secret/data/shared/*": ["read"]}}),
+    "secretEngines": lambda s: _one("secretEngines", {**{e.name: {"type": e.type} for e in s.configuration.secret_engines},
+                                                      "reports-kv": {"type": "kv-v2"}}),
     "configuration.schedule": lambda s: _one("configuration.schedule",
                                              _other(s.configuration.schedule, "*/10 * * * *", "*/30 * * * *")),
     "network.kubeApiCidrs": lambda s: _one("network.kubeApiCidrs", [*s.network.kube_api_cidrs, "10.0.0.20/32"]),
@@ -928,6 +945,12 @@ SAMPLES: dict[str, Callable[[Settings], list[Scenario]]] = {
     "backup.remote.keepDays": lambda s: _in_remote(s, "keepDays", 30),
     "backup.remote.endpointCidrs": lambda s: _in_remote(s, "endpointCidrs", ["52.218.0.0/17", "3.5.64.0/21"]),
     "backup.remote.endpointPort": lambda s: _in_remote(s, "endpointPort", 9000),
+    "backup.drill.enabled": lambda s: [Scenario({"backup.drill.enabled": not s.backup.drill.enabled},
+                                                context=_drill(s, {"backup.drill.enabled": s.backup.drill.enabled}),
+                                                label="with backup.remote enabled and the drill's Secret named")],
+    "backup.drill.schedule": lambda s: _in_drill(s, "schedule", _other(s.backup.drill.schedule, "45 */6 * * *",
+                                                                       "30 */6 * * *")),
+    "backup.drill.credentialsSecretName": lambda s: _in_drill(s, "credentialsSecretName", "openbao-backup-drill-2"),
 }
 
 
