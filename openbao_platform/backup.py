@@ -333,23 +333,14 @@ def volume_claim(spec: BackupSpec) -> Obj:
 
 
 def cron_job(spec: BackupSpec, ca_secret: str) -> Obj:
-    """Forbid overlap, give up on a run that could not start within 10 minutes, keep history."""
-    container = {
-        "name": "backup",
-        "image": spec.image.reference,
-        "imagePullPolicy": spec.image.pull_policy,
-        "command": ["/bin/sh", "/scripts/backup.sh"],
-        "env": [{"name": k, "value": v} for k, v in backup_environment(spec).items()],
-        "volumeMounts": [
-            {"name": "script", "mountPath": "/scripts", "readOnly": True},
-            {"name": "ca", "mountPath": CA_DIR, "readOnly": True},
-            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
-            {"name": "backup", "mountPath": BACKUP_DIR},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-        "securityContext": cm.container_security_context(),
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-    }
+    """snapshot (OpenBao image: the only container with the OpenBao token), then with remote the upload (rclone)."""
+    container = _openbao_container(spec, "backup", "backup.sh", backup_environment(spec), [
+        {"name": "script", "mountPath": "/scripts", "readOnly": True},
+        {"name": "ca", "mountPath": CA_DIR, "readOnly": True},
+        {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
+        {"name": "backup", "mountPath": BACKUP_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ], {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
     volumes: list[Obj] = [
         {"name": "script", "configMap": {"name": f"{backup_name(spec)}-script", "defaultMode": 0o444}},
         {"name": "ca", "secret": {"secretName": ca_secret, "defaultMode": 0o444}},
@@ -359,60 +350,76 @@ def cron_job(spec: BackupSpec, ca_secret: str) -> Obj:
         else {"name": "backup", "emptyDir": {"sizeLimit": spec.backup.size}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
     ]
-    pod_spec: Obj = {
-        "serviceAccountName": backup_service_account(spec),
+    pod_spec: Obj = {**_job_pod_spec(backup_service_account(spec)), "containers": [container], "volumes": volumes}
+    if spec.backup.remote.enabled:
+        # The snapshot is taken and verified by the OpenBao image first (it alone holds the
+        # OpenBao token); the rclone container only sees the snapshot volume and the bucket.
+        upload = _rclone_container(spec, "upload", ["upload"],
+                                   [{"name": "backup", "mountPath": BACKUP_DIR, "readOnly": True}], tmp="upload-tmp")
+        volumes.extend(_remote_volumes(spec))
+        volumes.append({"name": "upload-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}})
+        pod_spec["initContainers"] = [container]
+        pod_spec["containers"] = [upload]
+    return _cron_job_object(spec, backup_name(spec), backup_labels(spec), spec.backup.schedule, 2, pod_spec)
+
+
+def _openbao_container(spec: BackupSpec, name: str, script_name: str, env: dict[str, str], mounts: list[Obj],
+                       resources: Obj) -> Obj:
+    """One of the OpenBao image's scripts from the script ConfigMap, its inputs as plain env values."""
+    return {
+        "name": name,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["/bin/sh", f"/scripts/{script_name}"],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "volumeMounts": mounts,
+        "securityContext": cm.container_security_context(),
+        "resources": resources,
+    }
+
+
+def _job_pod_spec(service_account: str) -> Obj:
+    """The backup and drill pods' common head: no Kubernetes token or service links (neither
+    talks to the API server), and never restarted in place (the Job's backoffLimit retries)."""
+    return {
+        "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "restartPolicy": "Never",
         "securityContext": cm.pod_security_context(),
-        "containers": [container],
-        "volumes": volumes,
     }
+
+
+def _remote_volumes(spec: BackupSpec) -> list[Obj]:
+    """The bucket's CA and access key, each only when its Secret is named (workload identity needs no key)."""
     remote = spec.backup.remote
-    if remote.enabled:
-        # The snapshot is taken and verified by the OpenBao image first (it alone holds the
-        # OpenBao token); the rclone container only sees the snapshot volume and the bucket.
-        upload_mounts = [
-            {"name": "script", "mountPath": "/scripts", "readOnly": True},
-            {"name": "backup", "mountPath": BACKUP_DIR, "readOnly": True},
-            {"name": "upload-tmp", "mountPath": "/tmp"},
-        ]
-        if remote.ca_secret_name:
-            upload_mounts.append({"name": "remote-ca", "mountPath": REMOTE_CA_DIR, "readOnly": True})
-            volumes.append({"name": "remote-ca", "secret": {"secretName": remote.ca_secret_name, "defaultMode": 0o444,
-                                                            "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
-        if remote.credentials_secret_name:
-            upload_mounts.append({"name": "remote-credentials", "mountPath": REMOTE_CREDENTIALS_DIR, "readOnly": True})
-            volumes.append({"name": "remote-credentials", "secret": {
-                "secretName": remote.credentials_secret_name, "defaultMode": 0o440,
-                "items": [{"key": k, "path": k} for k in (ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY)]}})
-        volumes.append({"name": "upload-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}})
-        upload = {
-            "name": "upload",
-            "image": RCLONE_IMAGE,
-            "imagePullPolicy": spec.image.pull_policy,
-            "command": ["/bin/sh", "/scripts/remote.sh", "upload"],
-            "env": remote_env_list(spec),
-            "volumeMounts": upload_mounts,
-            "securityContext": cm.container_security_context(),
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-        }
-        pod_spec["initContainers"] = [container]
-        pod_spec["containers"] = [upload]
-    pod = {"metadata": {"labels": {**spec.common_labels, **backup_labels(spec)}}, "spec": pod_spec}
+    volumes: list[Obj] = []
+    if remote.ca_secret_name:
+        volumes.append({"name": "remote-ca", "secret": {"secretName": remote.ca_secret_name, "defaultMode": 0o444,
+                                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
+    if remote.credentials_secret_name:
+        volumes.append({"name": "remote-credentials", "secret": {
+            "secretName": remote.credentials_secret_name, "defaultMode": 0o440,
+            "items": [{"key": k, "path": k} for k in (ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY)]}})
+    return volumes
+
+
+def _cron_job_object(spec: BackupSpec, name: str, labels: dict[str, str], schedule: str, backoff_limit: int,
+                     pod_spec: Obj) -> Obj:
+    """Forbid overlap, give up on a run that could not start within 10 minutes, keep history."""
+    pod = {"metadata": {"labels": {**spec.common_labels, **labels}}, "spec": pod_spec}
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": cm.metadata(spec, backup_name(spec),
-                                annotations=cm.waiver_annotations(cm.image_waivers(spec))),
+        "metadata": cm.metadata(spec, name, annotations=cm.waiver_annotations(cm.image_waivers(spec))),
         "spec": {
-            "schedule": spec.backup.schedule,
+            "schedule": schedule,
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 600,
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"metadata": {"labels": backup_labels(spec)},
-                            "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800,
+            "jobTemplate": {"metadata": {"labels": labels},
+                            "spec": {"backoffLimit": backoff_limit, "activeDeadlineSeconds": 1800,
                                      "ttlSecondsAfterFinished": 86400, "template": pod}},
         },
     }
@@ -460,17 +467,18 @@ def drill_service_account_object(spec: BackupSpec) -> Obj:
     return sa
 
 
-def _rclone_container(spec: BackupSpec, name: str, command: str, mounts: list[Obj]) -> Obj:
+def _rclone_container(spec: BackupSpec, name: str, args: list[str], mounts: list[Obj], tmp: str) -> Obj:
+    """remote.sh in the rclone image: the bucket's CA and key mounted, never the OpenBao token or seal key."""
     remote = spec.backup.remote
     mounts = [{"name": "script", "mountPath": "/scripts", "readOnly": True}, *mounts,
-              {"name": "rclone-tmp", "mountPath": "/tmp"}]
+              {"name": tmp, "mountPath": "/tmp"}]
     if remote.ca_secret_name:
         mounts.append({"name": "remote-ca", "mountPath": REMOTE_CA_DIR, "readOnly": True})
     if remote.credentials_secret_name:
         mounts.append({"name": "remote-credentials", "mountPath": REMOTE_CREDENTIALS_DIR, "readOnly": True})
     return {
         "name": name, "image": RCLONE_IMAGE, "imagePullPolicy": spec.image.pull_policy,
-        "command": ["/bin/sh", "/scripts/remote.sh", command, DRILL_DIR],
+        "command": ["/bin/sh", "/scripts/remote.sh", *args],
         "env": remote_env_list(spec), "volumeMounts": mounts,
         "securityContext": cm.container_security_context(),
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
@@ -479,28 +487,18 @@ def _rclone_container(spec: BackupSpec, name: str, command: str, mounts: list[Ob
 
 def drill_cron_job(spec: BackupSpec, unseal_secret: str) -> Obj:
     """fetch (rclone) -> drill (OpenBao image: the only container with the seal key) -> mark (rclone)."""
-    remote = spec.backup.remote
     keys = [spec.unseal_key_id] + ([spec.unseal_previous_key_id] if spec.unseal_previous_key_id else [])
-    drill = {
-        "name": "drill",
-        "image": spec.image.reference,
-        "imagePullPolicy": spec.image.pull_policy,
-        "command": ["/bin/sh", "/scripts/drill.sh"],
-        "env": [{"name": k, "value": v} for k, v in drill_environment(spec).items()],
-        "volumeMounts": [
-            {"name": "script", "mountPath": "/scripts", "readOnly": True},
-            {"name": "drill", "mountPath": DRILL_DIR},
-            {"name": "drill-work", "mountPath": DRILL_WORK_DIR},
-            {"name": "unseal", "mountPath": DRILL_UNSEAL_DIR, "readOnly": True},
-            {"name": "drill-credentials", "mountPath": DRILL_CREDENTIALS_DIR, "readOnly": True},
-            # The restored data brings the cluster's declarative audit devices (stored in the
-            # barrier) and opens their file at the cluster's path: a throwaway volume there
-            # (without it 2.7.2 logs "unable to open" and runs without that device).
-            {"name": "drill-audit", "mountPath": PATHS.audit_dir},
-        ],
-        "securityContext": cm.container_security_context(),
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-    }
+    drill = _openbao_container(spec, "drill", "drill.sh", drill_environment(spec), [
+        {"name": "script", "mountPath": "/scripts", "readOnly": True},
+        {"name": "drill", "mountPath": DRILL_DIR},
+        {"name": "drill-work", "mountPath": DRILL_WORK_DIR},
+        {"name": "unseal", "mountPath": DRILL_UNSEAL_DIR, "readOnly": True},
+        {"name": "drill-credentials", "mountPath": DRILL_CREDENTIALS_DIR, "readOnly": True},
+        # The restored data brings the cluster's declarative audit devices (stored in the
+        # barrier) and opens their file at the cluster's path: a throwaway volume there
+        # (without it 2.7.2 logs "unable to open" and runs without that device).
+        {"name": "drill-audit", "mountPath": PATHS.audit_dir},
+    ], {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
     volumes: list[Obj] = [
         {"name": "script", "configMap": {"name": f"{backup_name(spec)}-script", "defaultMode": 0o444}},
         {"name": "drill", "emptyDir": {"sizeLimit": spec.backup.size}},
@@ -513,41 +511,14 @@ def drill_cron_job(spec: BackupSpec, unseal_secret: str) -> Obj:
             "items": [{"key": DRILL_PASSWORD_KEY, "path": DRILL_PASSWORD_KEY}]}},
         {"name": "rclone-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
     ]
-    if remote.ca_secret_name:
-        volumes.append({"name": "remote-ca", "secret": {"secretName": remote.ca_secret_name, "defaultMode": 0o444,
-                                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
-    if remote.credentials_secret_name:
-        volumes.append({"name": "remote-credentials", "secret": {
-            "secretName": remote.credentials_secret_name, "defaultMode": 0o440,
-            "items": [{"key": k, "path": k} for k in (ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY)]}})
-    fetch = _rclone_container(spec, "fetch", "candidate", [{"name": "drill", "mountPath": DRILL_DIR}])
-    mark = _rclone_container(spec, "mark", "mark", [{"name": "drill", "mountPath": DRILL_DIR, "readOnly": True}])
-    pod_spec: Obj = {
-        "serviceAccountName": drill_name(spec),
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "restartPolicy": "Never",
-        "securityContext": cm.pod_security_context(),
-        "initContainers": [fetch, drill],
-        "containers": [mark],
-        "volumes": volumes,
-    }
-    pod = {"metadata": {"labels": {**spec.common_labels, **drill_labels(spec)}}, "spec": pod_spec}
-    return {
-        "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": cm.metadata(spec, drill_name(spec), annotations=cm.waiver_annotations(cm.image_waivers(spec))),
-        "spec": {
-            "schedule": spec.backup.drill.schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"metadata": {"labels": drill_labels(spec)},
-                            "spec": {"backoffLimit": 1, "activeDeadlineSeconds": 1800,
-                                     "ttlSecondsAfterFinished": 86400, "template": pod}},
-        },
-    }
+    volumes.extend(_remote_volumes(spec))
+    fetch = _rclone_container(spec, "fetch", ["candidate", DRILL_DIR], [{"name": "drill", "mountPath": DRILL_DIR}],
+                              tmp="rclone-tmp")
+    mark = _rclone_container(spec, "mark", ["mark", DRILL_DIR],
+                             [{"name": "drill", "mountPath": DRILL_DIR, "readOnly": True}], tmp="rclone-tmp")
+    pod_spec: Obj = {**_job_pod_spec(drill_name(spec)), "initContainers": [fetch, drill], "containers": [mark],
+                     "volumes": volumes}
+    return _cron_job_object(spec, drill_name(spec), drill_labels(spec), spec.backup.drill.schedule, 1, pod_spec)
 
 
 def drill_network_policy(spec: BackupSpec) -> Obj:

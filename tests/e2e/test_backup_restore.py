@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 from openbao_platform.backup import TOKEN_SECONDS, backup_environment, backup_spec
 from openbao_platform.platform import backup_args
@@ -38,6 +39,18 @@ def _fake_kube(cluster: BaoCluster) -> None:
     """kubernetes auth talks to the fake API: https://kubernetes.default.svc -> its address."""
     assert cluster.kube_api is not None, FAKE_KUBE_NEEDS
     map_url(cluster, KUBERNETES_HOST, f"https://{cluster.kube_api_ip}:{KUBE_API_PORT}")
+
+
+def serving_cluster(make_cluster: Callable[..., BaoCluster], ip_base: str) -> tuple[BaoCluster, str, BaoNode]:
+    """The backup tests' cluster on ``ip_base`` (kubernetes auth on the fake API, for the backup
+    role): every node started and unsealed, the admin logged in. Returns (cluster, token, leader);
+    unlike start_healthy it does not wait for autopilot to call every voter healthy."""
+    cluster = make_cluster(ip_base=ip_base)
+    _fake_kube(cluster)
+    cluster.start()
+    cluster.wait_unsealed(timeout=120)
+    token = cluster.login_userpass()
+    return cluster, token, cluster.wait_leader()
 
 
 class BackupJob:
@@ -97,6 +110,53 @@ def wait_until_or_none(check, timeout: float):
         return False
 
 
+def restore_snapshot(cluster: BaoCluster, leader: BaoNode, snapshot: Path, token: str, server_name: str,
+                     served: Callable[[], Any]) -> float:
+    """docs/runbook-restore.md, restore and wait: the snapshot restored through the active node
+    ``leader`` with an admin ``token`` (-force: it may hold another cluster's keyring), then
+    ``served()`` polled until the active node serves it. The CLI returns as soon as the snapshot
+    is uploaded; the node applies it afterwards (~5 s: its barrier is re-keyed, requests stall),
+    and a standby restarted before that can fail for good ("decryption failed"). Returns the
+    seconds from the CLI's return until served."""
+    restore = bao_cli(leader, "operator", "raft", "snapshot", "restore", "-force", str(snapshot),
+                      token=token, server_name=server_name)
+    assert restore.returncode == 0, restore.stderr
+    restored_at = time.monotonic()
+    wait_until("the active node serving the restored snapshot", served, timeout=90, interval=0.5,
+               on_timeout=cluster.log_tails)
+    return time.monotonic() - restored_at
+
+
+class Restarted(NamedTuple):
+    """What restart_after_restore saw before it restarted the formerly active pod."""
+
+    cut_off: bool | None  # it had lost leadership to a restarted standby (None: not watched)
+    refused: bool  # a node logged "tls: unrecognized name": its old Raft TLS identity refused
+
+
+def restart_after_restore(cluster: BaoCluster, formerly_active: BaoNode, standbys: list[BaoNode] | None = None,
+                          cut_off_within: float = 0) -> Restarted:
+    """docs/runbook-restore.md, restart every pod: the standbys (default: every other node, in
+    order) one at a time until unsealed, THEN the formerly active one. Standbys answer 500 until
+    they restart; the formerly active node still speaks the pre-restore Raft TLS identity, which
+    the restarted standbys (the snapshot's identity) refuse. With ``cut_off_within`` > 0, watch
+    that long for it being cut off first."""
+    standbys = [n for n in cluster.nodes if n is not formerly_active] if standbys is None else standbys
+    for node in standbys:
+        node.stop()
+        node.start()
+        cluster.wait_unsealed([node], timeout=90)
+    cut_off = None
+    if cut_off_within > 0:
+        cut_off = wait_until_or_none(lambda: not formerly_active.is_active() and any(n.is_active() for n in standbys),
+                                     cut_off_within)
+    refused = any("tls: unrecognized name" in n.log_text() for n in cluster.nodes)
+    formerly_active.stop()
+    formerly_active.start()
+    cluster.wait_unsealed([formerly_active], timeout=90)
+    return Restarted(cut_off, refused)
+
+
 def _login_backup(node: BaoNode, jwt: str):
     return node.request("POST", "auth/kubernetes/login", {"role": "backup", "jwt": jwt})
 
@@ -114,12 +174,7 @@ def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
     started = time.monotonic()
     settings = _settings()
     assert settings.backup.enabled, "the stack under test must ship the backup CronJob"
-    cluster = make_cluster(ip_base=IP_BASE)
-    _fake_kube(cluster)
-    cluster.start()
-    cluster.wait_unsealed(timeout=120)
-    token = cluster.login_userpass()
-    leader = cluster.wait_leader()
+    cluster, token, leader = serving_cluster(make_cluster, IP_BASE)
 
     # the original cluster's admin password is no longer the render's: a restore must bring it
     original_password = "e2e-original-" + os.urandom(6).hex()
@@ -194,40 +249,20 @@ def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
     assert fresh_leader.health()["cluster_id"] != original_cluster_id
     assert fresh_leader.request("GET", "secret/data/e2e/backup/000", token=fresh_token).status == 404
     # 2. same unseal key: nothing to do. 3. the snapshot is next to the CLI.
-    # 4. restore through the active node with an admin token (-force: another cluster's keyring)
-    restore = bao_cli(fresh_leader, "operator", "raft", "snapshot", "restore", "-force", str(snapshot),
-                      token=fresh_token, server_name=settings.active_dns_name)
-    assert restore.returncode == 0, restore.stderr
-    # The CLI returns as soon as the snapshot is uploaded; the active node applies it
-    # afterwards (~5 s: its barrier is re-keyed, requests stall). Restarting a standby before
-    # that can leave it failing for good ("decryption failed"), so wait until the active node
-    # serves the snapshot (its admin password works) and every voter is healthy.
-    def snapshot_served():
-        resp = fresh_leader.request("POST", "auth/userpass/login/admin", {"password": original_password})
-        return resp.body["auth"]["client_token"] if resp.status == 200 else None
+    # 4. restore through the active node with an admin token (-force: another cluster's keyring),
+    # then wait until the active node serves the snapshot: the snapshot's admin password works
+    def snapshot_served() -> bool:
+        return fresh_leader.request("POST", "auth/userpass/login/admin", {"password": original_password}).status == 200
 
-    restored_at = time.monotonic()
-    token = wait_until("the active node serving the restored snapshot", snapshot_served, timeout=90,
-                       interval=0.5, on_timeout=fresh.log_tails)
-    applied_s = time.monotonic() - restored_at
+    applied_s = restore_snapshot(fresh, fresh_leader, snapshot, fresh_token, settings.active_dns_name, snapshot_served)
     assert fresh_leader.is_active()
     standbys = [n for n in fresh.nodes if n is not fresh_leader]
 
     # 5. restart the standbys (the pods labelled openbao-active=false, one at a time until
-    # Ready), THEN the pod that was active: it still speaks the fresh cluster's Raft TLS
-    # identity, which the restarted standbys (the snapshot's identity) refuse.
+    # Ready), THEN the pod that was active (restart_after_restore says why)
     labelled = sorted(n.name for n in fresh.nodes if fresh.kube_api.labels(n.name).get("openbao-active") == "false")
     assert labelled == sorted(n.name for n in standbys), labelled
-    for name in labelled:
-        node = fresh.node(name)
-        node.stop()
-        node.start()
-        fresh.wait_unsealed([node], timeout=90)
-    cut_off = wait_until_or_none(lambda: not fresh_leader.is_active() and any(n.is_active() for n in standbys), 30)
-    refused = any("tls: unrecognized name" in n.log_text() for n in fresh.nodes)
-    fresh_leader.stop()
-    fresh_leader.start()
-    fresh.wait_unsealed([fresh_leader], timeout=90)
+    restarted = restart_after_restore(fresh, fresh_leader, [fresh.node(name) for name in labelled], cut_off_within=30)
 
     # 6. log in again: pre-restore tokens are gone; the admin password is the snapshot's
     assert fresh.wait_leader().request("GET", "sys/auth", token=fresh_token).status == 403
@@ -271,6 +306,6 @@ def test_backup_job_and_restore_runbook(make_cluster, tmp_path):
 
     print(f"\nbackup: {ENTRIES} entries, 2 verified runs (keep=1) in {backed_up_s:.1f}s; "
           f"restore applied {applied_s:.1f}s after the CLI returned; "
-          f"after the standbys restarted, the former leader was cut off: {cut_off} "
-          f"(tls: unrecognized name: {refused}); "
+          f"after the standbys restarted, the former leader was cut off: {restarted.cut_off} "
+          f"(tls: unrecognized name: {restarted.refused}); "
           f"total {time.monotonic() - started:.1f}s")

@@ -25,10 +25,11 @@ import json
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tests.e2e.harness import BaoCluster, BaoNode, bao_cli, wait_until
-from tests.e2e.test_backup_restore import BackupJob, _fake_kube, _settings, _verify_snapshot
+from tests.e2e.test_backup_restore import (BackupJob, _fake_kube, _settings, _verify_snapshot, restart_after_restore,
+                                           restore_snapshot)
 from tests.e2e.traffic import Writer, lost_writes
 
 IP_BASE = "127.0.34.11"  # this file's loopback range: files run in parallel
@@ -54,6 +55,15 @@ def _status(node: BaoNode) -> dict[str, Any]:
     run = bao_cli(node, "status", "-format=json", timeout=30)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
+
+
+def _healthy_cluster(make_cluster: Callable[..., BaoCluster], ip_base: str) -> tuple[BaoCluster, str, str]:
+    """Three healthy voters, kubernetes auth on the fake API (backup.sh logs in through it).
+    Returns (cluster, admin token, cluster_id): the id a recovery must bring back."""
+    cluster = make_cluster(ip_base=ip_base)
+    _fake_kube(cluster)
+    token = cluster.start_healthy()
+    return cluster, token, cluster.wait_leader().health()["cluster_id"]
 
 
 def _pick_survivor(cluster: BaoCluster) -> BaoNode:
@@ -104,10 +114,7 @@ def _write_peers_json(node: BaoNode) -> tuple[str, str]:
 def test_survivor_recovers_with_peers_json(make_cluster, tmp_path):
     """Procedure A: a healthy survivor has every acknowledged write, so peers.json loses none."""
     settings = _settings()
-    cluster = make_cluster(ip_base=IP_BASE)
-    _fake_kube(cluster)
-    token = cluster.start_healthy()
-    original_id = cluster.wait_leader().health()["cluster_id"]
+    cluster, token, original_id = _healthy_cluster(make_cluster, IP_BASE)
     healthy_peers = {p["node_id"]: p["address"] for p in cluster.raft_peers(token)}
 
     writer = Writer(cluster, token, prefix="e2e/quorum/live")
@@ -191,37 +198,10 @@ def test_survivor_recovers_with_peers_json(make_cluster, tmp_path):
           f"{writer.count()} writes acknowledged ({acked_before_loss} before the loss), 0 lost")
 
 
-def _restore_snapshot(cluster: BaoCluster, snapshot: Path, fresh_token: str, old_token: str,
-                      probe_key: str, active_name: str) -> None:
-    """docs/runbook-restore.md steps 4 to 6 (as test_backup_restore proves them): restore through
-    the active node, wait until it serves the snapshot (a token of the snapshot's cluster reads a
-    key it holds), restart the standbys, then the formerly active pod."""
-    leader = cluster.wait_leader()
-    restore = bao_cli(leader, "operator", "raft", "snapshot", "restore", "-force", str(snapshot),
-                      token=fresh_token, server_name=active_name)
-    assert restore.returncode == 0, restore.stderr
-
-    def served() -> bool:
-        return leader.request("GET", f"secret/data/{probe_key}", token=old_token).status == 200
-
-    wait_until("the active node serving the restored snapshot", served, timeout=90, interval=0.5,
-               on_timeout=cluster.log_tails)
-    for node in [n for n in cluster.nodes if n is not leader]:
-        node.stop()
-        node.start()
-        cluster.wait_unsealed([node], timeout=90)
-    leader.stop()
-    leader.start()
-    cluster.wait_unsealed([leader], timeout=90)
-
-
 def test_stale_survivor_restores_the_newest_snapshot(make_cluster, tmp_path):
     """Procedure B: a survivor older than the newest snapshot would lose more than the snapshot."""
     settings = _settings()
-    cluster = make_cluster(ip_base=STALE_IP_BASE)
-    _fake_kube(cluster)
-    token = cluster.start_healthy()
-    original_id = cluster.wait_leader().health()["cluster_id"]
+    cluster, token, original_id = _healthy_cluster(make_cluster, STALE_IP_BASE)
 
     writer = Writer(cluster, token, prefix="e2e/quorum/stale")
     after: Writer | None = None
@@ -277,8 +257,13 @@ def test_stale_survivor_restores_the_newest_snapshot(make_cluster, tmp_path):
         assert fresh_id != original_id
         assert after.count() == 0  # a fresh cluster does not know the client's token
 
-        # 4. docs/runbook-restore.md with the newest verified snapshot
-        _restore_snapshot(cluster, snapshot, fresh_token, token, f"{writer.prefix}/0", settings.active_dns_name)
+        # 4. docs/runbook-restore.md with the newest verified snapshot; it is served once a token
+        # of the snapshot's cluster (the client's old one) reads a key it holds
+        active = cluster.wait_leader()
+        probe = f"secret/data/{writer.prefix}/0"
+        restore_snapshot(cluster, active, snapshot, fresh_token, settings.active_dns_name,
+                         served=lambda: active.request("GET", probe, token=token).status == 200)
+        restart_after_restore(cluster, active)
         restored_token = cluster.login_userpass()
         cluster.wait_voters_healthy(restored_token, count=3, timeout=90)
         voters_s = time.monotonic() - lost_at

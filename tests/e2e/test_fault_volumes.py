@@ -81,6 +81,17 @@ def _ack_gap(writer: Writer, start: float, end: float) -> float:
     return max(b - a for a, b in zip(times, times[1:]))
 
 
+def _writing(cluster: BaoCluster, prefix: str) -> tuple[str, BaoNode, Writer]:
+    """Healthy voters and a client writing under ``prefix`` (20 writes acknowledged), before a
+    volume fills: every scenario measures what the client sees. Returns (token, leader, writer)."""
+    token = cluster.start_healthy()
+    leader = cluster.wait_leader()
+    writer = Writer(cluster, token, prefix=prefix)
+    writer.start()
+    writer.wait_for_more(20)
+    return token, leader, writer
+
+
 def _since(node: BaoNode, marker: int) -> str:
     """The node's log written after byte offset ``marker``."""
     return node.log_text()[marker:]
@@ -94,11 +105,7 @@ def test_full_audit_volume_with_one_device_is_a_total_outage(cluster_from, singl
     assert list(_audit_devices(single_device_render).values()) == [f"{AUDIT_DIR}/audit.log"]
     cluster = cluster_from(single_device_render, mode="script", ip_base=IP_BASE,
                            volume_sizes={AUDIT_DIR: AUDIT_SIZE})
-    token = cluster.start_healthy()
-    leader = cluster.wait_leader()
-    writer = Writer(cluster, token, prefix="audit-one")
-    writer.start()
-    writer.wait_for_more(20)
+    token, leader, writer = _writing(cluster, "audit-one")
 
     audit_dir = leader.path(AUDIT_DIR)
     marker = len(leader.log_text())
@@ -159,11 +166,7 @@ def test_full_audit_volume_with_the_shipped_stdout_device_keeps_serving(make_clu
     assert sorted(devices.values()) == sorted([f"{AUDIT_DIR}/audit.log", "stdout"]), (
         f"the shipped default must declare a second audit device on another failure domain: {devices}")
     cluster = make_cluster(mode="script", ip_base=IP_BASE, volume_sizes={AUDIT_DIR: AUDIT_SIZE})
-    token = cluster.start_healthy()
-    leader = cluster.wait_leader()
-    writer = Writer(cluster, token, prefix="audit-two")
-    writer.start()
-    writer.wait_for_more(20)
+    token, leader, writer = _writing(cluster, "audit-two")
 
     audit_log = leader.path(AUDIT_DIR) / "audit.log"
     marker = len(leader.log_text())
@@ -254,11 +257,7 @@ def _data_full_then_freed(cluster: BaoCluster, token: str, writer: Writer, targe
 
 def test_full_data_volume_on_a_follower(make_cluster):
     cluster = make_cluster(mode="script", ip_base=IP_BASE, volume_sizes={DATA_DIR: DATA_SIZE})
-    token = cluster.start_healthy()
-    leader = cluster.wait_leader()
-    writer = Writer(cluster, token, prefix="data-follower")
-    writer.start()
-    writer.wait_for_more(20)
+    token, leader, writer = _writing(cluster, "data-follower")
     follower = next(n for n in cluster.nodes if n is not leader)
 
     got = _data_full_then_freed(cluster, token, writer, follower)
@@ -272,11 +271,7 @@ def test_full_data_volume_on_a_follower(make_cluster):
 
 def test_full_data_volume_on_the_leader(make_cluster):
     cluster = make_cluster(mode="script", ip_base=IP_BASE, volume_sizes={DATA_DIR: DATA_SIZE})
-    token = cluster.start_healthy()
-    leader = cluster.wait_leader()
-    writer = Writer(cluster, token, prefix="data-leader")
-    writer.start()
-    writer.wait_for_more(20)
+    token, leader, writer = _writing(cluster, "data-leader")
 
     got = _data_full_then_freed(cluster, token, writer, leader)
     new_leader = cluster.wait_leader()
