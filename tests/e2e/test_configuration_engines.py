@@ -5,6 +5,8 @@ suite's workers run it beside the tenants scenario."""
 
 from __future__ import annotations
 
+import json
+
 from tests.e2e.harness import BaoNode
 from tests.e2e.test_configuration import ReconcileJob, _kv, _login, _ok, _outcomes, _serving
 
@@ -87,7 +89,20 @@ def test_reconcile_secret_engines_against_real_openbao(make_cluster, tmp_path):
     assert "mount apps/orders-transit is transit, declared kv-v2" in done.stderr, done.stderr
     assert sorted(leader.request("GET", "sys/mounts", token=admin).body["data"]) == mounts_before  # new-kv not created
 
-    # 5. a cluster initialised before the reconciler (no such role): an empty state is a clean no-op,
+    # 5. a cluster initialised before secretEngines existed: its reconciler policy has no mount
+    #    paths, so a declared mount fails on the first read, naming the one-time bootstrap
+    current = leader.request("GET", "sys/policies/acl/reconciler", token=admin).body["data"]["policy"]
+    old = json.loads(current)
+    old["path"] = {p: v for p, v in old["path"].items() if not p.startswith(("sys/mounts/", "apps/"))}
+    assert leader.request("PUT", "sys/policies/acl/reconciler", {"policy": json.dumps(old)}, token=admin).status == 204
+    job.declare(secretEngines={"late-kv": {"type": "kv-v2"}})
+    done = job.run(cluster)
+    assert done.returncode != 0, done.stdout
+    assert "reading mount apps/late-kv: permission denied (the reconciler's policy predates secretEngines" in done.stderr
+    assert "docs/tenants.md, section 4" in done.stderr, done.stderr
+    assert leader.request("PUT", "sys/policies/acl/reconciler", {"policy": current}, token=admin).status == 204
+
+    # 6. a cluster initialised before the reconciler (no such role): an empty state is a clean no-op,
     #    a declared one fails naming the one-time bootstrap
     assert leader.request("DELETE", "auth/kubernetes/role/reconciler", token=admin).status == 204
     job.write({})
