@@ -46,7 +46,7 @@ from openbao_platform.k8s_args import typed_kwargs
 from openbao_platform.naming import NamedCluster
 from openbao_platform.scripts import script
 from openbao_platform.server_config import API_PORT, reconciler_service_account
-from openbao_platform.settings import ArgsCheck, ImageSettings
+from openbao_platform.settings import ArgsCheck, ImageSettings, _camel
 from openbao_platform.tokens import token
 
 Obj = dict[str, Any]
@@ -149,6 +149,16 @@ class ConfigurationSpec(NamedCluster):
     image: ImageSettings = field(default_factory=ImageSettings)
 
 
+_TENANT_ARGS = ("read", "write", "policies", "token_ttl", "token_max_ttl")
+_ENGINE_ARGS = ("description", "default_lease_ttl", "max_lease_ttl", "max_versions", "cas_required")
+
+
+def _camel_items(item: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The given optional args of one list item under their stack-config names (lists as lists)."""
+    return {_camel(k): list(item[k]) if isinstance(item[k], (list, tuple)) else item[k]
+            for k in keys if item.get(k) is not None}
+
+
 def _raw_configuration(args: Mapping[str, Any]) -> dict[str, Any]:
     """The args in the stack config's shape, so the stack config's own rules validate them."""
     raw: dict[str, Any] = {}
@@ -158,26 +168,11 @@ def _raw_configuration(args: Mapping[str, Any]) -> dict[str, Any]:
         raw["policies"] = {p.get("name"): {r.get("path"): list(r.get("capabilities") or []) for r in p.get("rules") or []}
                            for p in args["policies"]}
     if args.get("tenants") is not None:
-        tenants = {}
-        for t in args["tenants"]:
-            body = {"serviceAccounts": t.get("service_accounts")}
-            for key, camel in (("read", "read"), ("write", "write"), ("policies", "policies"),
-                               ("token_ttl", "tokenTtl"), ("token_max_ttl", "tokenMaxTtl")):
-                if t.get(key) is not None:
-                    body[camel] = list(t[key]) if isinstance(t[key], (list, tuple)) else t[key]
-            tenants[t.get("namespace")] = body
-        raw["tenants"] = tenants
+        raw["tenants"] = {t.get("namespace"): {"serviceAccounts": t.get("service_accounts"),
+                                               **_camel_items(t, _TENANT_ARGS)} for t in args["tenants"]}
     if args.get("secret_engines") is not None:
-        engines = {}
-        for e in args["secret_engines"]:
-            body = {"type": e.get("type")}
-            for key, camel in (("description", "description"), ("default_lease_ttl", "defaultLeaseTtl"),
-                               ("max_lease_ttl", "maxLeaseTtl"), ("max_versions", "maxVersions"),
-                               ("cas_required", "casRequired")):
-                if e.get(key) is not None:
-                    body[camel] = e[key]
-            engines[e.get("name")] = body
-        raw["secretEngines"] = engines
+        raw["secretEngines"] = {e.get("name"): {"type": e.get("type"), **_camel_items(e, _ENGINE_ARGS)}
+                                for e in args["secret_engines"]}
     return raw
 
 

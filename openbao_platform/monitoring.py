@@ -78,11 +78,12 @@ def monitoring_spec(args: OpenBaoMonitoringArgs) -> MonitoringSpec:
         check.input_name("ca_secret_name", args.get("ca_secret_name"))
         when = args.get("server_cert_renewal_time")
         if not isinstance(when, pulumi.Output):  # a time from another resource is checked when it resolves
-            check.section("", {"server_cert_renewal_time": when}, _parse_renewal_time)
+            check.section("", {"server_cert_renewal_time": when},
+                          lambda r: _parse_time(r, "serverCertRenewalTime", _RENEWAL_FIX))
         expiry = args.get("server_cert_expiry_time")
         if expiry is not None and not isinstance(expiry, pulumi.Output):
             check.section("", {"server_cert_expiry_time": expiry},
-                          lambda r: _parse_renewal_time(r, "serverCertExpiryTime"))
+                          lambda r: _parse_time(r, "serverCertExpiryTime", _EXPIRY_FIX))
         replicas = check.section("", {"replicas": args.get("replicas")}, _parse_replicas)
         monitoring = check.section("monitoring", {"release_label": args.get("release_label")})
         schedules = check.section("", {k: args.get(k) for k in ("backup_schedule", "drill_schedule")}, _parse_schedules)
@@ -136,10 +137,13 @@ def freshness_rules(spec: MonitoringSpec, rule: Any) -> list[Obj]:
                  f"No snapshot was {what} within what the schedule allows.", "runbook-backup.md")]
 
 
-def _parse_renewal_time(r: _Reader, key: str = "serverCertRenewalTime") -> None:
-    fix = ("use an RFC 3339 UTC time such as 2030-01-01T00:00:00Z (the certificate's notAfter minus its "
-           "early-renewal window)") if key == "serverCertRenewalTime" else \
-        "use an RFC 3339 UTC time such as 2030-01-31T00:00:00Z (the certificate's notAfter)"
+_RENEWAL_FIX = ("use an RFC 3339 UTC time such as 2030-01-01T00:00:00Z (the certificate's notAfter minus its "
+                "early-renewal window)")
+_EXPIRY_FIX = "use an RFC 3339 UTC time such as 2030-01-31T00:00:00Z (the certificate's notAfter)"
+
+
+def _parse_time(r: _Reader, key: str, fix: str) -> None:
+    """A required RFC 3339 UTC time under ``key``."""
     if key not in r.raw:
         r.fail(key, None, "is required", fix)
         return

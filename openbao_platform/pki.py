@@ -22,7 +22,7 @@ import pulumi_tls as tls
 from openbao_platform import renewal
 from openbao_platform.lifecycle import stateful
 from openbao_platform.naming import ClusterNames, NamedCluster
-from openbao_platform.settings import ArgsCheck, PkiSettings, _parse_replicas
+from openbao_platform.settings import ArgsCheck, PkiSettings, _camel, _parse_replicas
 from openbao_platform.tokens import token, with_previous_token
 
 #: Usages of the CA certificate: it signs, nothing else.
@@ -101,11 +101,6 @@ class ClusterPkiArgs(TypedDict, total=False):
     """Labels of both Secrets."""
     protect: bool
     """Refuse replacement and deletion of the CA key and certificate (default true: every client trusts them)."""
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 class PkiSpec(NamedTuple):
